@@ -1,0 +1,1 @@
+"""Reference for mission micrograd: a scalar autograd engine and a tiny neural-net library."""

@@ -1,0 +1,131 @@
+"""The pytest plugin that runs inside the grading child: fixtures for checks and result reporting.
+
+Each test's outcome is classified (passed / failed / not_implemented / error / skipped) and turned
+into a message in the learner's terms, then handed to `emit` (the grader's own channel, never
+stdout). Not handled: xfail (checks never use it).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+import zlib
+from pathlib import Path
+
+import pytest
+
+from .checks import CheckFailure
+
+OUTPUT_LIMIT = 2000  # characters of a test's captured output kept in its result
+
+
+class ForbiddenAPI(AssertionError):
+    """Learner code used an API the checkpoint forbids (an import or a call)."""
+
+
+def _clip(text: str, limit: int = OUTPUT_LIMIT) -> str:
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n… [{len(text) - limit} characters cut] …\n{text[-half:]}"
+
+
+class GradePlugin:
+    def __init__(self, emit, *, seed: int, checkpoint: str, learner_roots: list[str], guard=None):
+        self.emit, self._seed, self.checkpoint, self.guard = emit, seed, checkpoint, guard
+        self.learner_roots = [str(Path(r).resolve()) for r in learner_roots]
+        self.collected = 0
+        self.reported: set[str] = set()
+
+    # -- fixtures -------------------------------------------------------------------------------
+    @pytest.fixture
+    def seed(self, request) -> int:
+        """The run's seed mixed with the test's id: fresh inputs each run, reproducible from the seed."""
+        return (self._seed ^ zlib.crc32(request.node.nodeid.split("::")[-1].encode())) & 0x7FFFFFFF
+
+    @pytest.fixture
+    def rng(self, seed):
+        import numpy as np
+        return np.random.default_rng(seed)
+
+    # -- collection -----------------------------------------------------------------------------
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self._send(report.nodeid or "collection", "error",
+                       "the check file could not be loaded (this is a grader bug, not yours): "
+                       + _clip(str(report.longrepr)), 0.0, "")
+
+    def pytest_collection_finish(self, session):
+        self.collected = len(session.items)
+        self.emit({"type": "collected", "checkpoint": self.checkpoint, "count": self.collected,
+                   "tests": [i.nodeid for i in session.items]})
+
+    # -- outcomes -------------------------------------------------------------------------------
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        outcome = yield
+        report = outcome.get_result()
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            status, message = self._classify(report, call)
+            if self.guard is not None and self.guard.violations:
+                # a forbidden import/call happened, even if learner code caught the exception
+                status, message = "failed", self.guard.violations[0]
+                self.guard.violations.clear()
+            out = "".join(s for s in (report.capstdout, report.capstderr) if s)
+            self._send(item.nodeid, status, message, report.duration, out)
+
+    def _send(self, nodeid, status, message, duration, output):
+        if nodeid in self.reported:
+            return
+        self.reported.add(nodeid)
+        self.emit({"type": "result", "checkpoint": self.checkpoint, "test": nodeid, "status": status,
+                   "message": _clip(message), "duration": round(duration, 4), "output": _clip(output)})
+
+    def _classify(self, report, call) -> tuple[str, str]:
+        if report.passed:
+            return "passed", ""
+        if report.skipped:
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            return "skipped", reason.removeprefix("Skipped: ")
+        exc = call.excinfo.value if call.excinfo else None
+        if exc is None:
+            return "error", _clip(str(report.longrepr))
+        where = self._learner_frame(call.excinfo.tb)
+        if isinstance(exc, NotImplementedError):
+            msg = str(exc) or "still raises NotImplementedError"
+            return "not_implemented", f"{where}: {msg}" if where else msg
+        if isinstance(exc, ForbiddenAPI):
+            return "failed", str(exc)
+        if isinstance(exc, CheckFailure):
+            return "failed", str(exc)
+        if isinstance(exc, AssertionError):
+            # a bare assert inside a check or in learner code: keep pytest's explanation short
+            text = str(exc).strip() or "an assertion failed"
+            return "failed", (f"{where}: " if where else "") + text.splitlines()[0][:500]
+        if isinstance(exc, SyntaxError) and exc.filename:
+            return "error", (f"syntax error in {self._rel(exc.filename)} line {exc.lineno}: {exc.msg}")
+        if isinstance(exc, MemoryError):
+            return "oom", "MemoryError: the code asked for more memory than the grader allows"
+        if type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError
+            return "oom", f"CUDA out of memory: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if isinstance(exc, RecursionError):
+            return "error", f"{where}: RecursionError (infinite recursion?)"
+        name = type(exc).__name__
+        text = str(exc).splitlines()[0][:500] if str(exc) else ""
+        return "error", f"{name} in {where}: {text}" if where else f"{name}: {text}"
+
+    def _rel(self, filename: str) -> str:
+        path = str(Path(filename).resolve())
+        for root in self.learner_roots:
+            if path.startswith(root + os.sep):
+                return os.path.relpath(path, str(Path(root).parent))
+        return Path(filename).name
+
+    def _learner_frame(self, tb) -> str:
+        """'value.py line 12 (Value.__mul__)' for the deepest frame in learner code, or ''."""
+        found = ""
+        for frame, lineno in traceback.walk_tb(tb):
+            path = str(Path(frame.f_code.co_filename).resolve())
+            if any(path.startswith(root + os.sep) for root in self.learner_roots):
+                found = f"{self._rel(path)} line {lineno} ({frame.f_code.co_qualname if sys.version_info >= (3, 11) else frame.f_code.co_name})"
+        return found
