@@ -41,9 +41,9 @@ def expect(condition: bool, message: str) -> None:
 
 def describe(x) -> str:
     t = _builtin_type(x)
-    if _Tensor is not None and _builtin_isinstance(x, _Tensor):
+    if _Tensor is not None and t is _Tensor:
         return f"{t.__name__}(shape={tuple(x.shape)}, dtype={x.dtype}, device={x.device})"
-    if _builtin_isinstance(x, _np_ndarray):
+    if t is _np_ndarray:
         return f"ndarray(shape={x.shape}, dtype={x.dtype})"
     return f"{t.__module__}.{t.__qualname__}" if t.__module__ != "builtins" else t.__name__
 
@@ -129,3 +129,20 @@ def expect_close(got, want, *, what: str, atol: float, rtol: float = 0.0, check_
         raise CheckFailure(f"{what}: {int(bad.sum())} of {g.size} values differ (shape {g.shape}); "
                            f"first at {idx}: expected {float(w[idx]):.6g}, got {float(g[idx]):.6g} "
                            f"(max difference {float(err.max()):.3g}, tolerance atol={atol:g} rtol={rtol:g})")
+
+
+def snapshot(x):
+    """A private copy of an input, to prove later that the learner's function did not mutate it."""
+    if _Tensor is not None and _builtin_isinstance(x, _Tensor):
+        return _torch.Tensor.clone(_detach(x))
+    if _builtin_isinstance(x, _np_ndarray):
+        return _np_ndarray.copy(x)
+    return x
+
+
+def expect_unchanged(before, after, *, what: str) -> None:
+    """`after` (the input after the call) must equal `before` (its snapshot) bit for bit."""
+    a, b = _as_numpy(after, what), _as_numpy(before, what)
+    if a.shape != b.shape or not ((a == b) | ((a != a) & (b != b))).all():
+        raise CheckFailure(f"{what}: the function mutated its input in place; compute a new result "
+                           "and leave the inputs as they were")

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 from .missions import Checkpoint, Mission
+from .state import LAST_WRITTEN
 from .workspace import Workspace
 
 STATUSES = ("passed", "failed", "not_implemented", "error", "timeout", "crashed", "oom", "skipped")
@@ -158,12 +159,25 @@ def grade(mission: Mission, workspace: Workspace | None, *, reference: bool = Fa
     warnings: list[str] = []
     logs: list[str] = []
     remaining = list(selected)
+    checks_before = _snapshot(mission.checks_dir.glob("*.py"))
+    state_path = workspace.state.path if workspace is not None else None
+    state_before = _snapshot([state_path]) if state_path is not None else {}
     while remaining:
         done = _run_child(mission, workspace, reference, remaining, seed, emit, results, warnings,
                           logs, timeout_scale)
         remaining = [cp for cp in remaining if cp.id not in results]
         if not done and not remaining:
             break
+    if _restore(checks_before):
+        # the hidden checks were rewritten while they ran: no result of this run can be trusted
+        warnings.append("the check files were modified during grading; they were restored")
+        for r in results.values():
+            r.status, r.message = "error", ("the grader's check files were modified while grading "
+                                            "(by code under test?); they were restored — grade again")
+    if state_path is not None and _read(state_path) == LAST_WRITTEN.get(str(state_path)):
+        state_before = {}  # changed by this process (the lab itself, e.g. a hint revealed meanwhile)
+    if _restore(state_before):
+        warnings.append("state.json was modified during grading (by code under test?); it was restored")
     ordered = [results[cp.id] for cp in selected]
     return GradeRun(mission=mission.id, mode="reference" if reference else "learner", seed=seed,
                     results=ordered, duration=round(time.monotonic() - started, 3),
@@ -293,6 +307,42 @@ def _run_child(mission, workspace, reference, todo: list[Checkpoint], seed, emit
         status, message = _death_reason(proc.returncode, drain.text())
     _finish(mission, victim, status, message, begun_at or time.monotonic(), got, results, emit)
     return False
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _snapshot(paths) -> dict[Path, bytes | None]:
+    snap = {}
+    for p in paths:
+        try:
+            snap[Path(p)] = Path(p).read_bytes()
+        except FileNotFoundError:
+            snap[Path(p)] = None
+    return snap
+
+
+def _restore(snapshot: dict[Path, bytes | None]) -> bool:
+    """Put files back as they were; True if any had changed."""
+    changed = False
+    for path, content in snapshot.items():
+        try:
+            now = path.read_bytes()
+        except FileNotFoundError:
+            now = None
+        if now != content:
+            changed = True
+            if content is None:
+                path.unlink(missing_ok=True)
+            else:
+                tmp = path.with_name(path.name + ".restore.tmp")
+                tmp.write_bytes(content)
+                os.replace(tmp, path)
+    return changed
 
 
 def _finish(mission, cp, status, message, begun_at, tests, results, emit) -> None:

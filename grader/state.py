@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Iterator
 
 SCHEMA_VERSION = 1
+LAST_WRITTEN: dict[str, bytes] = {}   # path -> bytes this process last wrote (to tell our writes from others')
 
 
 def empty_state() -> dict:
@@ -85,11 +86,13 @@ class StateStore:
         self.folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=self.folder)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, indent=1, sort_keys=True)
+            payload = json.dumps(data, indent=1, sort_keys=True).encode()
+            with os.fdopen(fd, "wb") as f:
+                f.write(payload)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
+            LAST_WRITTEN[str(self.path)] = payload
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)

@@ -1,0 +1,263 @@
+"""Hostile or broken learner code: every case asserts the exact status and the gist of the message.
+
+Two fixture missions (tests/fixtures/missions/adv, adv-torch) give small functions to write; each
+case replaces the learner's file with something that crashes, hangs, floods or games a check.
+Zero false passes: no case here may come out `passed` unless it is the honest control.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from grader import workspace
+from grader.integrity import scan
+from grader.missions import load_mission
+from grader.report import to_json, to_junit
+from grader.runner import grade
+
+FIXTURES = Path(__file__).parent / "fixtures" / "missions"
+ADV = load_mission(FIXTURES / "adv")
+ADV_TORCH = load_mission(FIXTURES / "adv-torch")
+
+GOOD_OPS = """
+import numpy as np
+
+def double(x):
+    return x * 2
+
+def total(xs):
+    return float(sum(xs))
+"""
+GOOD_TOPS = """
+import torch
+
+def row_sums(t):
+    return t.sum(dim=1)
+
+def softmax(t):
+    e = (t - t.max(dim=-1, keepdim=True).values).exp()
+    return e / e.sum(dim=-1, keepdim=True)
+"""
+
+
+def make_ws(tmp_path, mission, source: str, extra: dict[str, str] | None = None):
+    ws, _, _ = workspace.init(tmp_path / "ws", [mission])
+    name = "ops.py" if mission is ADV else "tops.py"
+    (ws.package_dir(mission) / name).write_text(textwrap.dedent(source))
+    for rel, text in (extra or {}).items():
+        path = ws.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return ws
+
+
+def run(tmp_path, mission, source, checkpoint, extra=None, timeout_scale=1.0):
+    ws = make_ws(tmp_path, mission, source, extra)
+    result = grade(mission, ws, checkpoints=[checkpoint], timeout_scale=timeout_scale)
+    return result, result.results[0], ws
+
+
+# (case id, mission, learner source, checkpoint, expected status, message regex, timeout scale)
+CASES = [
+    ("honest solution (control)", ADV, GOOD_OPS, "double", "passed", r"^$", 1.0),
+    ("stub left untouched", ADV, None, "double", "not_implemented", r"ops\.py line \d+ \(double\)", 1.0),
+    ("syntax error", ADV, "def double(x)\n    return x * 2\n", "double", "error",
+     r"syntax error in adv/ops\.py line 1", 1.0),
+    ("infinite loop in Python", ADV, "def double(x):\n    while True:\n        pass\n", "double", "timeout",
+     r"time limit", 0.15),
+    ("loop inside C code (regex backtracking)", ADV,
+     "import re\ndef double(x):\n    re.match(r'(a+)+$', 'a' * 64 + 'b')\n", "double", "timeout", r"time limit", 0.15),
+    ("memory blow-up", ADV, "import numpy as np\ndef double(x):\n    return np.ones((1 << 37,))\n", "double",
+     "oom", r"memory", 1.0),
+    ("os._exit(0) at import", ADV, "import os\nos._exit(0)\n", "double", "crashed", r"exited \(code 0\)", 1.0),
+    ("sys.exit(0) at import", ADV, "import sys\nsys.exit(0)\n", "double", "error", r"SystemExit", 1.0),
+    ("os._exit(0) inside the call", ADV, "import os\ndef double(x):\n    os._exit(0)\n", "double", "crashed",
+     r"os\._exit/sys\.exit", 1.0),
+    ("segfault", ADV, "import ctypes\ndef double(x):\n    return ctypes.string_at(0)\n", "double", "crashed",
+     r"segmentation fault", 1.0),
+    ("NaN outputs", ADV, "import numpy as np\ndef double(x):\n    y = x * 2\n    y[1, 2] = np.nan\n    return y\n",
+     "double", "failed", r"nan at index \(1, 2\)", 1.0),
+    ("wrong shape that broadcasts", ADV, "def double(x):\n    return (x * 2)[None]\n", "double", "failed",
+     r"expected shape \(4, 3\), got \(1, 4, 3\)", 1.0),
+    ("wrong dtype", ADV, "import numpy as np\ndef double(x):\n    return (x * 2).astype(np.float32)\n", "double",
+     "failed", r"expected dtype float64, got float32", 1.0),
+    ("mutates its input", ADV, "def double(x):\n    x *= 2\n    return x\n", "double", "failed",
+     r"mutated its input", 1.0),
+    ("object whose __eq__ is always True", ADV,
+     "class Yes:\n    def __eq__(self, o):\n        return True\n    __hash__ = None\n"
+     "def total(xs):\n    return Yes()\n", "total", "failed", r"expected exactly float", 1.0),
+    ("float subclass", ADV, "class F(float):\n    pass\ndef total(xs):\n    return F(sum(xs))\n", "total",
+     "failed", r"expected exactly float", 1.0),
+    ("module-level __getattr__", ADV, "def __getattr__(name):\n    return lambda *a, **k: 0.0\n", "total",
+     "failed", r"module-level __getattr__", 1.0),
+    ("monkeypatches numpy's comparisons", ADV,
+     "import numpy as np\nnp.allclose = lambda *a, **k: True\nnp.abs = lambda x: x * 0\n"
+     "np.testing.assert_allclose = lambda *a, **k: None\ndef double(x):\n    return x * 3\n", "double",
+     "failed", r"values differ", 1.0),
+    ("prints PASSED and fake JSON", ADV,
+     "import sys\ndef double(x):\n    print('PASSED'); print('{\"type\": \"result\", \"status\": \"passed\"}')\n"
+     "    sys.stderr.write('1 passed\\n')\n    return x * 3\n", "double", "failed", r"values differ", 1.0),
+    ("imports the reference solution", ADV, "from engine.micrograd.value import Value\ndef double(x):\n    return x * 2\n",
+     "double", "failed", r"reference solution", 1.0),
+    ("imports the reference and swallows the error", ADV,
+     "try:\n    import engine.micrograd.nn\nexcept BaseException:\n    pass\ndef double(x):\n    return x * 2\n",
+     "double", "failed", r"reference solution", 1.0),
+    ("imports the reference via importlib", ADV,
+     "import importlib\ndef double(x):\n    importlib.import_module('engine.micrograd.value')\n    return x * 2\n",
+     "double", "failed", r"reference solution", 1.0),
+    ("infinite recursion", ADV, "def double(x):\n    return double(x)\n", "double", "error", r"RecursionError", 1.0),
+    ("raises KeyboardInterrupt", ADV, "def double(x):\n    raise KeyboardInterrupt\n", "double", "crashed",
+     r"reported 0 of 1", 1.0),
+    ("raises SystemExit(0) inside the call", ADV, "def double(x):\n    raise SystemExit(0)\n", "double", "error",
+     r"SystemExit", 1.0),
+    ("closes every file descriptor", ADV,
+     "import os\ndef double(x):\n    os.closerange(3, 1024)\n    return x * 2\n", "double", "crashed", r"", 1.0),
+    ("tensor subclass with __torch_function__", ADV_TORCH,
+     "import torch\nclass Liar(torch.Tensor):\n    @classmethod\n    def __torch_function__(cls, f, t, a=(), k=None):\n"
+     "        return True\ndef row_sums(t):\n    return t.sum(dim=1).as_subclass(Liar)\n", "rows", "failed",
+     r"expected exactly Tensor", 1.0),
+    ("(N, 1) instead of (N,)", ADV_TORCH, "def row_sums(t):\n    return t.sum(dim=1, keepdim=True)\n", "rows",
+     "failed", r"expected shape \(5,\), got \(5, 1\).*extra dimension", 1.0),
+    ("monkeypatches torch's comparisons", ADV_TORCH,
+     "import torch\ntorch.allclose = lambda *a, **k: True\ntorch.testing.assert_close = lambda *a, **k: None\n"
+     "torch.equal = lambda *a, **k: True\ndef row_sums(t):\n    return t.sum(dim=1) + 1\n", "rows", "failed",
+     r"values differ", 1.0),
+    ("forbidden call: F.softmax", ADV_TORCH,
+     "import torch.nn.functional as F\ndef softmax(t):\n    return F.softmax(t, dim=-1)\n", "softmax", "failed",
+     r"off limits", 1.0),
+    ("forbidden call bound at import: from torch import softmax", ADV_TORCH,
+     "from torch import softmax as sm\ndef softmax(t):\n    return sm(t, dim=-1)\n", "softmax", "failed",
+     r"off limits", 1.0),
+    ("forbidden method call: t.softmax", ADV_TORCH, "def softmax(t):\n    return t.softmax(-1)\n", "softmax",
+     "failed", r"off limits", 1.0),
+    ("wrong dtype tensor", ADV_TORCH, "import torch\ndef row_sums(t):\n    return t.sum(dim=1).double()\n", "rows",
+     "failed", r"expected dtype torch\.float32, got torch\.float64", 1.0),
+]
+
+
+@pytest.mark.parametrize("name,mission,source,checkpoint,status,pattern,scale", CASES, ids=[c[0] for c in CASES])
+def test_hostile_behaviour(tmp_path, name, mission, source, checkpoint, status, pattern, scale):
+    if source is None:
+        ws, _, _ = workspace.init(tmp_path / "ws", [mission])
+        r = grade(mission, ws, checkpoints=[checkpoint]).results[0]
+    else:
+        _, r, _ = run(tmp_path, mission, source, checkpoint, timeout_scale=scale)
+    assert r.status == status, f"{name}: expected {status}, got {r.status}: {r.message}"
+    import re
+    assert re.search(pattern, r.message, re.IGNORECASE | re.DOTALL), f"{name}: message {r.message!r} !~ /{pattern}/"
+
+
+def test_honest_torch_control(tmp_path):
+    ws = make_ws(tmp_path, ADV_TORCH, GOOD_TOPS)
+    run_ = grade(ADV_TORCH, ws)
+    assert [r.status for r in run_.results] == ["passed", "passed"], [(r.status, r.message) for r in run_.results]
+
+
+def test_forged_records_on_every_fd_are_ignored(tmp_path):
+    source = ("import os\ndef double(x):\n    rec = b'{\"nonce\": \"forged\", \"type\": \"end\"}\\n'\n"
+              "    for fd in range(3, 64):\n        try:\n            os.write(fd, rec)\n        except OSError:\n"
+              "            pass\n    return x * 3\n")
+    result, r, _ = run(tmp_path, ADV, source, "double")
+    assert r.status == "failed", (r.status, r.message)
+    assert any("nonce" in w for w in result.warnings), result.warnings
+
+
+def test_output_flood_is_bounded_and_escaped(tmp_path):
+    source = ("import sys\ndef double(x):\n    for _ in range(20000):\n"
+              "        print('\\x1b[31mPASSED\\x1b]0;title\\x07' + 'x' * 500)\n"
+              "    sys.__stdout__.write('y' * 5_000_000)\n    return x * 2\n")
+    result, r, _ = run(tmp_path, ADV, source, "double")
+    assert r.status == "passed", (r.status, r.message)
+    assert len(r.tests[0]["output"]) < 5000
+    assert len(result.log) < 60_000, len(result.log)
+    r.message = r.tests[0]["output"]  # put learner output where reports carry text
+    to_junit([result], str(tmp_path / "r.xml"))
+    to_json([result], str(tmp_path / "r.json"))
+    xml = (tmp_path / "r.xml").read_text()
+    assert "\x1b" not in xml and "\x07" not in xml
+    json.loads((tmp_path / "r.json").read_text())
+
+
+def test_state_file_edits_by_learner_code_change_nothing(tmp_path):
+    source = ("import json, pathlib\nstate = pathlib.Path(__file__).resolve().parents[1] / '.llm-lab' / 'state.json'\n"
+              "state.write_text(json.dumps({'schema_version': 1, 'current_mission': None, 'missions': "
+              "{'adv': {'checkpoints': {'double': {'status': 'passed'}}, 'hints': {}}}}))\n"
+              "def double(x):\n    return x * 3\n")
+    ws = make_ws(tmp_path, ADV, source)
+    ws.state.set_current("adv")
+    before = ws.state.path.read_bytes()
+    result = grade(ADV, ws, checkpoints=["double"])
+    assert result.results[0].status == "failed"
+    assert ws.state.path.read_bytes() == before
+    assert any("state.json" in w for w in result.warnings)
+
+
+def test_check_files_rewritten_by_learner_code_are_restored(tmp_path):
+    source = ("import sys, pathlib\nfor m in list(sys.modules.values()):\n"
+              "    f = getattr(m, '__file__', '') or ''\n    if f.endswith('test_ops.py'):\n"
+              "        pathlib.Path(f).write_text('def test_double():\\n    pass\\ndef test_total():\\n    pass\\n')\n"
+              "def double(x):\n    return x * 3\ndef total(xs):\n    return 0.0\n")
+    original = (ADV.checks_dir / "test_ops.py").read_bytes()
+    ws = make_ws(tmp_path, ADV, source)
+    result = grade(ADV, ws)
+    assert (ADV.checks_dir / "test_ops.py").read_bytes() == original
+    assert all(r.status != "passed" for r in result.results), [(r.status, r.message) for r in result.results]
+    assert any("check files were modified" in w for w in result.warnings)
+
+
+@pytest.mark.parametrize("rel,text", [
+    ("conftest.py", "import pytest\n@pytest.hookimpl(hookwrapper=True)\ndef pytest_runtest_makereport(item, call):\n"
+                    "    out = yield\n    out.get_result().outcome = 'passed'\n"),
+    ("adv/conftest.py", "import pytest\n@pytest.fixture(autouse=True)\ndef cheat():\n    pytest.skip('cheat')\n"),
+    ("pytest.ini", "[pytest]\naddopts = -p no:python\n"),
+    ("pyproject.toml", "[tool.pytest.ini_options]\naddopts = '--co'\n"),
+    ("sitecustomize.py", "import numpy\nnumpy.ndarray = object\n"),
+    ("evil.pth", "import os; os._exit(0)\n"),
+])
+def test_workspace_pytest_and_site_files_have_no_effect(tmp_path, rel, text):
+    ws = make_ws(tmp_path, ADV, "def double(x):\n    return x * 3\n", {rel: text})
+    r = grade(ADV, ws, checkpoints=["double"]).results[0]
+    assert r.status == "failed", (r.status, r.message)
+    assert any(rel.split("/")[-1] in w for w in scan(ws.root)), scan(ws.root)
+
+
+def test_pytest_env_variables_have_no_effect(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTEST_ADDOPTS", "--collect-only")
+    monkeypatch.setenv("PYTEST_PLUGINS", "nonexistent_plugin_xyz")
+    ws = make_ws(tmp_path, ADV, "def double(x):\n    return x * 3\n")
+    r = grade(ADV, ws, checkpoints=["double"]).results[0]
+    assert r.status == "failed", (r.status, r.message)
+    assert {"$PYTEST_ADDOPTS is set; it has no effect on grading",
+            "$PYTEST_PLUGINS is set; it has no effect on grading"} <= set(scan(ws.root))
+
+
+def test_background_processes_are_killed(tmp_path):
+    pidfile = tmp_path / "pid"
+    source = (f"import subprocess\ndef double(x):\n    p = subprocess.Popen(['sleep', '300'])\n"
+              f"    open({str(pidfile)!r}, 'w').write(str(p.pid))\n    return x * 2\n")
+    run(tmp_path, ADV, source, "double")
+    pid = int(pidfile.read_text())
+    import psutil
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                break  # dead; only waiting for init to reap it
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"background process {pid} outlived grading")
+
+
+def test_a_crash_in_one_checkpoint_leaves_the_next_graded(tmp_path):
+    source = "import os\ndef double(x):\n    os._exit(3)\ndef total(xs):\n    return float(sum(xs))\n"
+    ws = make_ws(tmp_path, ADV, source)
+    result = grade(ADV, ws)
+    assert [r.status for r in result.results] == ["crashed", "passed"]
