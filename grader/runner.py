@@ -149,7 +149,7 @@ def _has_gpu() -> bool:
 
 def grade(mission: Mission, workspace: Workspace | None, *, reference: bool = False,
           checkpoints: list[str] | None = None, seed: int | None = None,
-          on_event: Event | None = None, timeout_scale: float = 1.0) -> GradeRun:
+          on_event: Event | None = None, timeout_scale: float = 1.0, parallel: int | None = None) -> GradeRun:
     """Grade `mission` (the learner's files in `workspace`, or the engine with reference=True)."""
     emit = on_event or (lambda kind, data: None)
     selected = [mission.checkpoint(c) for c in checkpoints] if checkpoints else list(mission.checkpoints)
@@ -158,16 +158,24 @@ def grade(mission: Mission, workspace: Workspace | None, *, reference: bool = Fa
     results: dict[str, CheckpointResult] = {}
     warnings: list[str] = []
     logs: list[str] = []
-    remaining = list(selected)
     checks_before = _snapshot(mission.checks_dir.glob("*.py"))
     state_path = workspace.state.path if workspace is not None else None
     state_before = _snapshot([state_path]) if state_path is not None else {}
-    while remaining:
-        done = _run_child(mission, workspace, reference, remaining, seed, emit, results, warnings,
-                          logs, timeout_scale)
-        remaining = [cp for cp in remaining if cp.id not in results]
-        if not done and not remaining:
-            break
+
+    def run_group(group: list[Checkpoint]) -> None:
+        remaining = list(group)
+        while remaining:
+            _run_child(mission, workspace, reference, remaining, seed, emit, results, warnings, logs,
+                       timeout_scale)
+            remaining = [cp for cp in remaining if cp.id not in results]
+
+    groups = _split(selected, parallel if parallel is not None else min(2, os.cpu_count() or 1))
+    threads = [threading.Thread(target=run_group, args=(g,), daemon=True) for g in groups[1:]]
+    for t in threads:
+        t.start()
+    run_group(groups[0])
+    for t in threads:
+        t.join()
     if _restore(checks_before):
         # the hidden checks were rewritten while they ran: no result of this run can be trusted
         warnings.append("the check files were modified during grading; they were restored")
@@ -182,6 +190,17 @@ def grade(mission: Mission, workspace: Workspace | None, *, reference: bool = Fa
     return GradeRun(mission=mission.id, mode="reference" if reference else "learner", seed=seed,
                     results=ordered, duration=round(time.monotonic() - started, 3),
                     log="\n".join(logs), warnings=warnings)
+
+
+def _split(selected: list[Checkpoint], parallel: int) -> list[list[Checkpoint]]:
+    """With two or more cores, the slowest checkpoint (largest time limit, e.g. a training run) gets
+    a child of its own, running beside the others; otherwise one child grades them all in order."""
+    if parallel < 2 or len(selected) < 2:
+        return [list(selected)]
+    slowest = max(selected, key=lambda cp: cp.timeout)
+    if slowest.timeout <= 60:
+        return [list(selected)]
+    return [[cp for cp in selected if cp is not slowest], [slowest]]
 
 
 def _run_child(mission, workspace, reference, todo: list[Checkpoint], seed, emit, results, warnings,
