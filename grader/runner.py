@@ -121,14 +121,15 @@ class _LogDrain(threading.Thread):
         return self.head + (f"\n… [{cut} characters of output cut] …\n" if cut else "") + tail
 
 
-def child_env(private_dir: str) -> dict:
+def child_env(private_dir: str, threads: int | None = None) -> dict:
     """A clean environment: only what Python, the libraries and the checks need."""
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "HF_HOME", "HF_DATASETS_CACHE", "CUDA_VISIBLE_DEVICES",
             "LD_LIBRARY_PATH", "TRITON_INTERPRET", "TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR", "VIRTUAL_ENV")
     env = {k: os.environ[k] for k in keep if k in os.environ}
     env.setdefault("LANG", "C.UTF-8")
     env.update(TMPDIR=private_dir, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", HF_HUB_OFFLINE="1",
-               HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", str(os.cpu_count() or 1)),
+               HF_DATASETS_OFFLINE="1",
+               OMP_NUM_THREADS=str(threads or os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1),
                MPLBACKEND="Agg", PYTHONIOENCODING="utf-8", TOKENIZERS_PARALLELISM="false")
     return env
 
@@ -166,16 +167,17 @@ def grade(mission: Mission, workspace: Workspace | None, *, reference: bool = Fa
         remaining = list(group)
         while remaining:
             _run_child(mission, workspace, reference, remaining, seed, emit, results, warnings, logs,
-                       timeout_scale)
+                       timeout_scale, threads)
             remaining = [cp for cp in remaining if cp.id not in results]
 
     groups = _split(selected, parallel if parallel is not None else min(2, os.cpu_count() or 1))
-    threads = [threading.Thread(target=run_group, args=(g,), daemon=True) for g in groups[1:]]
-    for t in threads:
-        t.start()
+    threads = max(1, (os.cpu_count() or 1) // len(groups))   # torch threads per child: no oversubscription
+    workers = [threading.Thread(target=run_group, args=(g,), daemon=True) for g in groups[1:]]
+    for w in workers:
+        w.start()
     run_group(groups[0])
-    for t in threads:
-        t.join()
+    for w in workers:
+        w.join()
     if _restore(checks_before):
         # the hidden checks were rewritten while they ran: no result of this run can be trusted
         warnings.append("the check files were modified during grading; they were restored")
@@ -204,7 +206,7 @@ def _split(selected: list[Checkpoint], parallel: int) -> list[list[Checkpoint]]:
 
 
 def _run_child(mission, workspace, reference, todo: list[Checkpoint], seed, emit, results, warnings,
-               logs, timeout_scale) -> bool:
+               logs, timeout_scale, threads: int | None = None) -> bool:
     private_dir = tempfile.mkdtemp(prefix="llm-lab-grade-")
     os.chmod(private_dir, 0o700)
     read_fd, write_fd = os.pipe()
@@ -231,7 +233,7 @@ def _run_child(mission, workspace, reference, todo: list[Checkpoint], seed, emit
     proc = subprocess.Popen(
         [sys.executable, "-I", "-B", "-m", "grader.child", config_path],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        env=child_env(private_dir), cwd=cwd, pass_fds=(write_fd,), start_new_session=True,
+        env=child_env(private_dir, threads), cwd=cwd, pass_fds=(write_fd,), start_new_session=True,
     )
     os.close(write_fd)
     drain = _LogDrain(proc.stdout, lambda line: emit("log", {"line": line}))
