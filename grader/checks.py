@@ -34,8 +34,12 @@ def fail(message: str) -> None:
     raise CheckFailure(message)
 
 
+_np_bool = _np.bool_
+
+
 def expect(condition: bool, message: str) -> None:
-    if condition is not True:
+    """condition must be exactly True (a bool or numpy bool), never a truthy object."""
+    if not (condition is True or (_builtin_type(condition) is _np_bool and condition)):
         raise CheckFailure(message)
 
 

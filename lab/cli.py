@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 from pathlib import Path
 
 STATUS_STYLE = {"passed": ("✔", "green"), "failed": ("✘", "red"), "not_implemented": ("…", "yellow"),
@@ -102,12 +103,24 @@ def cmd_grade(args) -> int:
         label = "reference" if args.reference else str(ws.root)
         console.print(f"[bold]{mission.id}[/] — {mission.title} [dim]({label})[/]")
 
+        order = [c.id for c in mission.checkpoints if not cps or c.id in cps]
+        finished: dict[str, dict] = {}
+        lock = threading.Lock()
+
         def on_event(kind, data):
-            if kind == "checkpoint":
-                sym, style = STATUS_STYLE.get(data["status"], ("?", "white"))
-                msg = report.clean_text(data["message"]).strip().replace("\n", " ")
-                console.print(f"  [{style}]{sym} {data['checkpoint']:<14} {data['status']:<16}[/] "
-                              f"[dim]{data['duration']:.1f}s[/] {msg[:300]}")
+            # checkpoints may finish out of order (the slowest runs beside the others): print in order
+            if kind != "checkpoint":
+                return
+            with lock:
+                finished[data["checkpoint"]] = data
+                ready = []
+                while order and order[0] in finished:
+                    ready.append(finished[order.pop(0)])
+            for d in ready:
+                sym, style = STATUS_STYLE.get(d["status"], ("?", "white"))
+                msg = report.clean_text(d["message"]).strip().replace("\n", " ")
+                console.print(f"  [{style}]{sym} {d['checkpoint']:<14} {d['status']:<16}[/] "
+                              f"[dim]{d['duration']:.1f}s[/] {msg[:300]}")
         run = grade(mission, ws, reference=args.reference, checkpoints=cps, seed=args.seed, on_event=on_event)
         runs.append(run)
         if ws is not None:

@@ -1,0 +1,49 @@
+"""A fully connected layer, y = x W + b, with its backward pass written out.
+
+Shapes, for a batch of N inputs with n_in features mapped to n_out features:
+
+    x  (N, n_in)     W  (n_in, n_out)     b  (n_out,)     y  (N, n_out)
+
+Given dy = dL/dy (N, n_out), backward sets W.grad (n_in, n_out) and b.grad (n_out,) and returns
+dx (N, n_in). Brief, section 1 derives the three formulas.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+class Param:
+    """A trainable array and the gradient of the loss with respect to it (same shape). Complete."""
+
+    def __init__(self, data: np.ndarray):
+        self.data = data
+        self.grad = np.zeros_like(data)
+
+    def __repr__(self) -> str:
+        return f"Param(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+class Linear:
+    def __init__(self, n_in: int, n_out: int, rng: np.random.Generator | None = None,
+                 dtype=np.float64):
+        rng = rng if rng is not None else np.random.default_rng(0)
+        # He initialisation (complete): std sqrt(2 / n_in) suits a ReLU after the layer.
+        std = np.sqrt(2.0 / n_in)
+        self.W = Param(rng.normal(0.0, std, size=(n_in, n_out)).astype(dtype))
+        self.b = Param(np.zeros(n_out, dtype=dtype))
+        self.x: np.ndarray | None = None  # the input, kept by forward for backward
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """y = x W + b for x of shape (N, n_in); remember x for backward."""
+        raise NotImplementedError("Linear.forward: see brief.md, section 1 (Linear layer)")
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """Set self.W.grad and self.b.grad from dy (N, n_out) and return dx (N, n_in)."""
+        raise NotImplementedError("Linear.backward: see brief.md, section 1 (Linear layer)")
+
+    def parameters(self) -> list[Param]:
+        return [self.W, self.b]
+
+    def __repr__(self) -> str:
+        n_in, n_out = self.W.data.shape
+        return f"Linear({n_in} -> {n_out})"
