@@ -1,0 +1,280 @@
+"""Training the GPT: batches, AdamW with decay groups, warmup + cosine schedule, clipping, checkpoints.
+
+    python -m engine.gpt.train --steps 2000            # nanoGPT's CPU config on the shipped corpus
+    python -m engine.gpt.train --tokenizer bpe         # the bpe mission's tokenizer instead of chars
+
+`main(steps=..., metrics=...)` is what `llm-lab train gpt` calls; it writes the metrics stream
+(engine.telemetry) that the Train screen draws.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from .config import GPTConfig
+from .flops import device_peak_flops, mfu, model_flops_per_token
+from .model import GPT
+from .sample import generate
+from .tokenizer import encode_corpus, make_tokenizer, vocab_size_of
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2000            # optimizer steps in the whole run (the cosine ends here)
+    batch_size: int = 12         # sequences per step (B); tokens per step = B · block_size
+    lr: float = 1e-3             # peak learning rate, reached at the end of warmup
+    min_lr: float = 1e-4         # the floor the cosine decays to (lr / 10 is the usual choice)
+    warmup_steps: int = 100      # linear ramp from ~0 to lr; Adam's early steps are noisy
+    weight_decay: float = 0.1    # AdamW decay, applied to Linear weight matrices only
+    beta1: float = 0.9           # Adam's momentum on the gradient
+    beta2: float = 0.99          # Adam's momentum on the squared gradient (0.99: small batches)
+    grad_clip: float = 1.0       # rescale the whole gradient if its norm exceeds this (0 = off)
+    eval_every: int = 250        # steps between validation estimates
+    eval_batches: int = 20       # batches averaged per validation estimate
+    seed: int = 1337             # model init and batch sampling
+
+
+# -- data -----------------------------------------------------------------------------------------
+def get_batch(data: torch.Tensor, batch_size: int, block_size: int,
+              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """B random windows of the token stream: x = data[i : i+T], y = data[i+1 : i+T+1] (each (B, T)).
+
+    y is x shifted left by one: at every position the target is the token that comes next.
+    """
+    starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)   # (B,)
+    offsets = starts[:, None] + torch.arange(block_size)                                # (B, T)
+    return data[offsets], data[offsets + 1]
+
+
+# -- optimisation ---------------------------------------------------------------------------------
+def get_lr(step: int, cfg: TrainConfig) -> float:
+    """Learning rate at `step` (0-based): linear warmup, then a cosine from lr down to min_lr.
+
+        step < warmup:            lr · (step + 1) / warmup
+        warmup <= step <= steps:  min_lr + (lr - min_lr) · ½(1 + cos(π · (step - warmup) / (steps - warmup)))
+        step > steps:             min_lr
+    """
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if step > cfg.steps:
+        return cfg.min_lr
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)   # 0 -> 1
+    return cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def decay_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """(decay, no_decay): weight matrices of nn.Linear layers decay; nothing else does.
+
+    Biases and norm gains are scales and offsets, and pulling them to 0 only hurts. Embedding rows
+    are looked up, not multiplied: most rows get no gradient in a step, and decay would shrink rare
+    tokens towards zero. The tied lm_head weight *is* the token embedding, so it does not decay.
+    """
+    embedding_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    decay, no_decay, seen = [], [], set()
+    for module in model.modules():
+        for name, p in module.named_parameters(recurse=False):
+            if id(p) in seen or not p.requires_grad:
+                continue
+            seen.add(id(p))
+            is_matrix = isinstance(module, nn.Linear) and name == "weight"
+            (decay if is_matrix and id(p) not in embedding_ids else no_decay).append(p)
+    return decay, no_decay
+
+
+def configure_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with two parameter groups (weight_decay on the first, 0 on the second).
+
+    foreach=True updates all tensors of a group with a few batched kernels instead of a Python loop.
+    """
+    decay, no_decay = decay_groups(model)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), foreach=True)
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+               lr: float, grad_clip: float) -> float:
+    """One update: set the lr, forward, backward, clip the gradient norm, step. Returns the loss."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    _, loss = model(x, y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return loss.item()
+
+
+@torch.no_grad()
+def estimate_loss(model: nn.Module, data: torch.Tensor, batch_size: int, block_size: int,
+                  n_batches: int, generator: torch.Generator | None = None) -> float:
+    """Mean loss over n_batches random batches, in eval mode (no dropout), no gradients."""
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    for _ in range(n_batches):
+        x, y = get_batch(data, batch_size, block_size, generator)
+        total += model(x, y)[1].item()
+    model.train(was_training)
+    return total / n_batches
+
+
+# -- checkpoints ----------------------------------------------------------------------------------
+def save_checkpoint(path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int,
+                    generator: torch.Generator | None = None) -> None:
+    """Everything needed to continue exactly: weights, Adam's moments, the step (which fixes the
+    learning-rate schedule: it is a pure function of the step), and the random number generators."""
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+             "torch_rng": torch.get_rng_state(),
+             "batch_rng": generator.get_state() if generator is not None else None}
+    if torch.cuda.is_available():
+        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    tmp = Path(f"{path}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)                        # a crash mid-save never leaves half a checkpoint
+
+
+def load_checkpoint(path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
+                    generator: torch.Generator | None = None) -> int:
+    """Restore what save_checkpoint wrote; returns the step to continue from."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    if generator is not None and state["batch_rng"] is not None:
+        generator.set_state(state["batch_rng"])
+    if "cuda_rng" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    return int(state["step"])
+
+
+# -- the loop -------------------------------------------------------------------------------------
+def train(model: nn.Module, optimizer: torch.optim.Optimizer, train_data: torch.Tensor,
+          cfg: TrainConfig, *, start_step: int = 0, stop_step: int | None = None,
+          generator: torch.Generator | None = None, on_step=None) -> list[float]:
+    """Run steps start_step .. stop_step-1 (default: to cfg.steps). Returns the training losses.
+
+    on_step(step, loss) is called after every step (logging, evaluation, checkpoints).
+    """
+    block_size = model.cfg.block_size
+    model.train()
+    losses = []
+    for step in range(start_step, cfg.steps if stop_step is None else stop_step):
+        x, y = get_batch(train_data, cfg.batch_size, block_size, generator)
+        loss = train_step(model, optimizer, x, y, get_lr(step, cfg), cfg.grad_clip)
+        losses.append(loss)
+        if on_step is not None:
+            on_step(step, loss)
+    return losses
+
+
+def main(steps: int | None = None, metrics=None, *, tokenizer="char", model_cfg: GPTConfig | None = None,
+         train_cfg: TrainConfig | None = None, out_dir: str | None = None, resume: bool = False,
+         device: str | None = None, sample_tokens: int = 200) -> dict:
+    """Train on the shipped Shakespeare corpus and stream metrics.
+
+    steps: optimizer steps (default TrainConfig.steps). metrics: an engine.telemetry.MetricsWriter
+    (None: write nowhere). tokenizer: "char" (default), "bpe" (the bpe mission's Tokenizer, trained
+    on the corpus first) or any object with encode/decode/vocab_size. out_dir: where ckpt.pt goes
+    (default: next to the metrics file; None and no metrics file: no checkpoint). resume: continue
+    from out_dir/ckpt.pt. Returns {"val_loss": ..., "step": ...}.
+    """
+    from engine.data import load_text
+    from engine.telemetry import MetricsWriter
+
+    metrics = metrics if metrics is not None else MetricsWriter(None)
+    tcfg = train_cfg or TrainConfig()
+    if steps is not None:
+        tcfg = replace(tcfg, steps=steps, warmup_steps=min(tcfg.warmup_steps, max(1, steps // 10)))
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+    text_train, text_val = load_text("train"), load_text("val")
+    tok = make_tokenizer(tokenizer, text_train)
+    train_data = torch.from_numpy(encode_corpus(tok, text_train)).to(device)
+    val_data = torch.from_numpy(encode_corpus(tok, text_val)).to(device)
+    # fused=True: the engine may use torch's fused kernels (attention, LayerNorm, one qkv matmul)
+    mcfg = replace(model_cfg or GPTConfig(fused=True), vocab_size=vocab_size_of(tok))
+
+    torch.manual_seed(tcfg.seed)
+    model = GPT(mcfg).to(device)
+    optimizer = configure_optimizer(model, tcfg)
+    gen = torch.Generator().manual_seed(tcfg.seed)      # batches: drawn on the CPU, any device
+    eval_gen_seed = tcfg.seed + 1                       # the same val batches at every evaluation
+    if out_dir is None and getattr(metrics, "path", None) is not None:
+        out_dir = str(metrics.path.parent)
+    ckpt = Path(out_dir) / "ckpt.pt" if out_dir else None
+    start = load_checkpoint(ckpt, model, optimizer, gen) if resume and ckpt and ckpt.exists() else 0
+
+    peak = device_peak_flops(device)
+    fpt = model_flops_per_token(model)
+    tokens_per_step = tcfg.batch_size * mcfg.block_size
+    metrics.start(n_params=model.num_params(), n_layer=mcfg.n_layer, n_head=mcfg.n_head,
+                  d_model=mcfg.d_model, block_size=mcfg.block_size, device=str(device),
+                  peak_flops=peak, flops_per_token=fpt, head_dim=mcfg.head_dim,
+                  tokenizer=str(tokenizer), vocab_size=mcfg.vocab_size,
+                  start_step=start, steps=tcfg.steps)
+    result = {"val_loss": float("nan"), "step": start}
+
+    def evaluate(step: int) -> None:
+        g = torch.Generator().manual_seed(eval_gen_seed)
+        val = estimate_loss(model, val_data, tcfg.batch_size, mcfg.block_size, tcfg.eval_batches, g)
+        metrics.eval(step, val)
+        result.update(val_loss=val, step=step)
+        prompt = torch.tensor([tok.encode("\n")], dtype=torch.long, device=device)
+        g_sample = torch.Generator(device=device).manual_seed(step)
+        out = generate(model, prompt, sample_tokens, temperature=0.8, generator=g_sample)
+        metrics.sample(step, tok.decode(out[0, 1:].tolist()))
+        model.train()
+        if ckpt is not None:
+            save_checkpoint(ckpt, model, optimizer, step, gen)      # step = the next step to run
+
+    t_last = time.perf_counter()
+
+    def on_step(step: int, loss: float) -> None:
+        nonlocal t_last
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        now = time.perf_counter()
+        dt, t_last = now - t_last, now
+        tok_s = tokens_per_step / dt
+        extra = {}
+        if device.type == "cuda":
+            extra = dict(mem_alloc=torch.cuda.memory_allocated(device),
+                         mem_peak=torch.cuda.max_memory_allocated(device),
+                         mem_reserved=torch.cuda.memory_reserved(device))
+        metrics.step(step, loss, lr=get_lr(step, tcfg), tokens=tokens_per_step, dt_ms=dt * 1e3,
+                     tok_s=tok_s, mfu=mfu(tok_s, fpt, peak), **extra)
+        if (step + 1) % tcfg.eval_every == 0 or step + 1 == tcfg.steps:
+            evaluate(step + 1)
+            t_last = time.perf_counter()           # evaluation time is not training time
+
+    train(model, optimizer, train_data, tcfg, start_step=start, generator=gen, on_step=on_step)
+    metrics.end("done", f"val loss {result['val_loss']:.4f} after {result['step']} steps")
+    return result
+
+
+def _cli() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--tokenizer", default="char", choices=["char", "bpe"])
+    p.add_argument("--metrics", default=None, help="metrics.jsonl path (default: $LLM_LAB_METRICS)")
+    p.add_argument("--out-dir", default=None)
+    p.add_argument("--resume", action="store_true")
+    args = p.parse_args()
+    from engine.telemetry import open_run
+    writer = open_run(mission="gpt", impl="reference", path=args.metrics)
+    result = main(args.steps, writer, tokenizer=args.tokenizer, out_dir=args.out_dir, resume=args.resume)
+    print(f"val loss {result['val_loss']:.4f} at step {result['step']}")
+
+
+if __name__ == "__main__":
+    _cli()
