@@ -1,0 +1,80 @@
+"""Numbers as the Train screen and the headless output show them."""
+from __future__ import annotations
+
+import math
+
+
+def num(value) -> float | None:
+    """A finite float from a record field ("nan" strings and missing keys give None)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def rate(x) -> str:
+    """12.3, 1.23k, 45.6M (tokens/s)."""
+    x = num(x)
+    if x is None:
+        return "—"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def percent(fraction) -> str:
+    """MFU as a percentage, readable from 40% down to a micrograd's 0.00002%."""
+    x = num(fraction)
+    if x is None:
+        return "—"
+    p = 100 * x
+    if p == 0:
+        return "0%"
+    if abs(p) >= 0.1:
+        return f"{p:.1f}%"
+    return f"{p:.2g}%"
+
+
+def flops(x) -> str:
+    """989 TFLOP/s, 4.2 GFLOP/s."""
+    v = num(x)
+    if v is None or v <= 0:
+        return "—"
+    for unit, scale in (("PFLOP/s", 1e15), ("TFLOP/s", 1e12), ("GFLOP/s", 1e9), ("MFLOP/s", 1e6)):
+        if v >= scale:
+            return f"{v / scale:.3g} {unit}"
+    return f"{v:.3g} FLOP/s"
+
+
+def nbytes(n) -> str:
+    x = num(n)
+    if x is None:
+        return "—"
+    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if abs(x) >= scale:
+            return f"{x / scale:.1f} {unit}"
+    return f"{int(x)} B"
+
+
+def loss(x) -> str:
+    v = num(x)
+    if v is None:
+        return "nan" if x is not None else "—"
+    return f"{v:.4f}" if abs(v) >= 1e-3 else f"{v:.3e}"
+
+
+def duration(seconds: float) -> str:
+    s = int(max(0, seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def bar(fraction: float | None, width: int = 16) -> str:
+    """A text gauge: ██████░░░░."""
+    if fraction is None or not math.isfinite(fraction):
+        return "░" * width
+    filled = round(max(0.0, min(1.0, fraction)) * width)
+    return "█" * filled + "░" * (width - filled)

@@ -1,0 +1,97 @@
+"""MetricCard: one live number (tokens/s, MFU) with its recent history as a sparkline.
+
+Reactives down: `value` (the text shown), `caption`. Data: `push(x)` appends to the sparkline
+(the last HISTORY values; non-finite values are skipped; `update=False` + `update_sparkline()` for
+a batch). Uses Textual's own Sparkline. The number
+line is drawn by the card itself (not a Label), so a new value repaints one line and never
+triggers a layout pass: the card updates a few times a second while training runs.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.widgets import Sparkline
+
+HISTORY = 120
+SPARK_FPS = 2.0      # the sparkline redraws at most this often (it is the card's costly part)
+SLACK_S = 0.1        # a redraw due within this long happens now (no extra frame later)
+
+
+class _ValueLine(Widget):
+    """The card's first line: its value in bold, then its caption, dim (read from the card)."""
+
+    DEFAULT_CSS = "_ValueLine { height: 1; }"
+
+    def render(self) -> Text:
+        card = self.parent
+        return Text.assemble((card.value.ljust(10), "bold"), (card.caption, "dim"),
+                             no_wrap=True, overflow="ellipsis")
+
+
+class MetricCard(Widget):
+    DEFAULT_CSS = """
+    MetricCard { height: 4; border: round $primary 50%; padding: 0 1; }
+    MetricCard > Sparkline { height: 1; }
+    """
+
+    value: reactive[str] = reactive("—", repaint=False)
+    caption: reactive[str] = reactive("", repaint=False)
+
+    def __init__(self, title: str, *, caption: str = "", name: str | None = None, id: str | None = None,
+                 classes: str | None = None):
+        super().__init__(name=name, id=id, classes=classes)
+        self.border_title = title
+        self.history: deque[float] = deque(maxlen=HISTORY)
+        self._spark_t = 0.0
+        self._spark_timer = None
+        self.set_reactive(MetricCard.caption, caption)
+
+    def compose(self) -> ComposeResult:
+        yield _ValueLine()
+        yield Sparkline([], summary_function=max)
+
+    def _repaint_line(self) -> None:
+        if self.is_mounted:
+            self.query_one(_ValueLine).refresh()
+
+    def watch_value(self, value: str) -> None:
+        self._repaint_line()
+
+    def watch_caption(self, caption: str) -> None:
+        self._repaint_line()
+
+    def push(self, x: float | None, *, update: bool = True) -> None:
+        """Append to the history; update=False for a batch (call update_sparkline() after it)."""
+        if x is None or not math.isfinite(x):
+            return
+        self.history.append(float(x))
+        if update:
+            self.update_sparkline()
+
+    def update_sparkline(self) -> None:
+        """Show the history now, or once later if the last redraw was less than 1/SPARK_FPS ago."""
+        if not self.is_mounted:
+            return
+        wait = 1.0 / SPARK_FPS - (time.monotonic() - self._spark_t)
+        if wait <= SLACK_S:
+            self._spark_t = time.monotonic()
+            self.query_one(Sparkline).data = list(self.history)
+        elif self._spark_timer is None:
+            self._spark_timer = self.set_timer(wait, self._deferred_sparkline)
+
+    def _deferred_sparkline(self) -> None:
+        self._spark_timer = None
+        self.update_sparkline()
+
+    def clear(self) -> None:
+        self.history.clear()
+        self.value = "—"
+        if self.is_mounted:
+            self._spark_t = time.monotonic()
+            self.query_one(Sparkline).data = []

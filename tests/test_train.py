@@ -1,0 +1,381 @@
+"""Training runs: the job child (engine.jobs), the lab side (lab.training.job), `llm-lab train
+--headless`, and the Train screen following a growing metrics file."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from engine.telemetry import read_records
+from grader import missions as M
+from grader.missions import TrainJob
+from grader.workspace import Workspace
+from lab.training.job import TrainError, TrainProcess, append_end, latest_run
+from lab.training.telemetry import DeviceSampler
+
+ROOT = Path(__file__).resolve().parent.parent
+
+FAST = """
+import time
+def main(steps=100, metrics=None):
+    metrics.start(n_params=1000, n_layer=1, n_head=1, d_model=8, block_size=8, device="cpu", steps=steps)
+    for k in range(steps):
+        time.sleep(0.01)
+        metrics.step(k, 1.0 / (k + 1), lr=0.1, tokens=64)
+        if k % 10 == 9:
+            metrics.eval(k + 1, 1.0 / (k + 1))
+            metrics.sample(k + 1, f"sample at {k + 1}")
+"""
+
+SLOW = """
+import time
+def main(steps=100, metrics=None):
+    metrics.start(n_params=10, device="cpu")
+    for k in range(steps):
+        metrics.step(k, 1.0, tokens=1)
+        time.sleep(0.05)
+"""
+
+
+def fake_mission(tmp_path: Path, code: str, steps: int = 30, files: dict | None = None):
+    """A mission whose learner package `labfake` (in a temp workspace) holds `code` as train.py."""
+    root = tmp_path / "ws"
+    (root / ".llm-lab").mkdir(parents=True)
+    pkg = root / "labfake"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "train.py").write_text(textwrap.dedent(code))
+    for name, text in (files or {}).items():
+        (root / name).write_text(text)
+    mission = dataclasses.replace(M.get("micrograd"), id="fake", package="labfake",
+                                  train=TrainJob(entry="train:main", steps=steps))
+    return mission, Workspace(root)
+
+
+def wait_for(predicate, timeout=30.0, every=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out waiting")
+
+
+def records(job: TrainProcess) -> list[dict]:
+    return list(read_records(job.metrics_path)) if job.metrics_path.exists() else []
+
+
+# -- the job ----------------------------------------------------------------------------------------
+def test_job_runs_the_learners_code_and_ends_done(tmp_path):
+    mission, ws = fake_mission(tmp_path, FAST + "\nimport random\nassert random.random is not None\n",
+                               files={"random.py": "raise SystemExit('the workspace shadowed a module')"})
+    job = TrainProcess(mission, ws, steps=20).start()
+    assert job.wait(30) == 0, job.log_tail()
+    end = job.finalize()
+    assert end["status"] == "done"
+    recs = records(job)
+    kinds = [r["type"] for r in recs]
+    assert kinds[0] == "start" and kinds[-1] == "end" and "eval" in kinds and "sample" in kinds
+    assert recs[0]["impl"] == "mine" and recs[0]["run"] == job.run_id
+    assert recs[0]["peak_flops"] > 0                            # the CPU probe, cached in the workspace
+    assert (ws.meta / "cache" / "peak_flops.json").exists()
+    measured = [r for r in recs if r["type"] == "step" and "tok_s" in r]
+    assert measured and all(r["tok_s"] > 0 and r["mfu"] > 0 for r in measured)
+    assert latest_run(ws, mission) == job.run_dir
+
+
+def test_job_crash_names_the_learners_line(tmp_path):
+    code = FAST.replace("time.sleep(0.01)", "time.sleep(0.01)\n        if k == 3:\n            raise ValueError('shapes (4, 3) and (2,) do not align')")
+    mission, ws = fake_mission(tmp_path, code)
+    job = TrainProcess(mission, ws).start()
+    assert job.wait(30) == 1
+    end = job.finalize()
+    assert end["status"] == "crashed"
+    assert "ValueError: shapes (4, 3) and (2,) do not align" in end["message"]
+    assert "labfake/train.py:" in end["message"]
+    assert "Traceback" in job.log_path.read_text()
+
+
+def test_job_not_implemented_and_missing_entry(tmp_path):
+    mission, ws = fake_mission(tmp_path, "def main(steps=1, metrics=None):\n    raise NotImplementedError('write train() first')\n")
+    job = TrainProcess(mission, ws).start()
+    job.wait(30)
+    assert job.finalize()["message"].startswith("not implemented yet: NotImplementedError: write train() first")
+    mission, ws = fake_mission(tmp_path / "b", "x = 1\n")
+    job = TrainProcess(mission, ws).start()
+    job.wait(30)
+    assert "has no function main()" in job.finalize()["message"]
+
+
+def test_job_stop_ends_stopped(tmp_path):
+    mission, ws = fake_mission(tmp_path, SLOW, steps=10_000)
+    job = TrainProcess(mission, ws).start()
+    wait_for(lambda: any(r["type"] == "step" for r in records(job)))
+    job.stop()
+    assert job.wait(10) == 130
+    end = job.finalize()
+    assert end["status"] == "stopped" and "by" not in end         # written by the child itself
+
+
+def test_job_that_ignores_sigint_is_killed_after_the_grace(tmp_path):
+    code = SLOW.replace("        time.sleep(0.05)", "        try:\n            time.sleep(0.05)\n        except KeyboardInterrupt:\n            pass")
+    mission, ws = fake_mission(tmp_path, code, steps=10_000)
+    job = TrainProcess(mission, ws).start()
+    wait_for(lambda: any(r["type"] == "step" for r in records(job)))
+    job.stop(grace=0.5)
+    assert job.wait(10) == -signal.SIGKILL
+    end = job.finalize()
+    assert end["status"] == "stopped" and "killed" in end["message"]
+
+
+def test_sigkilled_job_reads_crashed(tmp_path):
+    mission, ws = fake_mission(tmp_path, SLOW, steps=10_000)
+    job = TrainProcess(mission, ws).start()
+    wait_for(lambda: any(r["type"] == "step" for r in records(job)))
+    os.kill(job.pid, signal.SIGKILL)
+    job.wait(10)
+    end = job.finalize()
+    assert end["status"] == "crashed" and "SIGKILL" in end["message"] and end["by"] == "lab"
+    assert job.finalize() is end                                  # once
+    assert [r["type"] for r in records(job)][-1] == "end"
+
+
+def test_append_end_after_a_torn_line(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"v": 1, "type": "start"}\n{"v": 1, "type": "st')
+    append_end(path, "crashed", "killed")
+    assert [r["type"] for r in read_records(path)] == ["start", "end"]
+
+
+def test_mission_without_train_is_refused(tmp_path, capsys):
+    from lab.train_cli import run_train
+    bpe = M.get("bpe")
+    assert bpe.train is None
+    with pytest.raises(TrainError, match="no training job"):
+        TrainProcess(bpe, Workspace(tmp_path))
+    args = argparse.Namespace(mission="bpe", impl="reference", headless=True, steps=None, workspace=str(tmp_path / "w"))
+    assert run_train(args) == 2
+    out = capsys.readouterr().out
+    assert "has no training job" in out and "micrograd" in out
+
+
+# -- llm-lab train --headless -------------------------------------------------------------------------
+def _cli(tmp_path, *extra):
+    return [sys.executable, "-m", "lab", "train", "micrograd", "--headless", "--impl", "reference",
+            "--workspace", str(tmp_path / "ws"), *extra]
+
+
+def _env():
+    return {**os.environ, "COLUMNS": "200"}
+
+
+def test_headless_reference_run(tmp_path):
+    out = subprocess.run(_cli(tmp_path, "--steps", "5"), capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path, env=_env(), stdin=subprocess.DEVNULL)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text
+    assert "loss" in text and "tok/s" in text and "mfu" in text
+    assert "step 5/5" in text
+    assert "status done" in text.splitlines()[-2]
+    run = latest_run(Workspace(tmp_path / "ws"), M.get("micrograd"))
+    assert [r for r in read_records(run / "metrics.jsonl")][-1]["status"] == "done"
+
+
+def _start_headless(tmp_path):
+    proc = subprocess.Popen(_cli(tmp_path, "--steps", "10000"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, cwd=tmp_path, env=_env(), stdin=subprocess.DEVNULL)
+    runs = tmp_path / "ws" / ".llm-lab" / "runs"
+
+    def first_step():
+        for path in runs.glob("*/metrics.jsonl") if runs.exists() else []:
+            if any(r["type"] == "step" for r in read_records(path)):
+                return path
+    return proc, wait_for(first_step, timeout=60)
+
+
+def test_headless_ctrl_c_ends_stopped(tmp_path):
+    proc, metrics = _start_headless(tmp_path)
+    proc.send_signal(signal.SIGINT)                    # what Ctrl-C in the terminal does
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out
+    assert "status stopped" in out
+    end = list(read_records(metrics))[-1]
+    assert end["type"] == "end" and end["status"] == "stopped" and "by" not in end
+
+
+def test_headless_child_killed_shows_crashed(tmp_path):
+    proc, metrics = _start_headless(tmp_path)
+    (child,) = [c for c in psutil.Process(proc.pid).children() if "engine.jobs" in " ".join(c.cmdline())]
+    child.send_signal(signal.SIGKILL)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1, out
+    assert "status crashed" in out and "SIGKILL" in out
+    assert list(read_records(metrics))[-1]["status"] == "crashed"
+
+
+# -- the Train screen ---------------------------------------------------------------------------------
+def _host(mission, ws, **kw):
+    from textual.app import App
+
+    from lab.screens.train import TrainScreen
+
+    class Host(App):
+        def on_mount(self):
+            self.push_screen(TrainScreen(mission, ws, **kw))
+    return Host()
+
+
+def _line(**kw) -> str:
+    return json.dumps({"v": 1, **kw}) + "\n"
+
+
+async def test_train_screen_follows_a_growing_metrics_file(tmp_path):
+    from lab.widgets.impl_toggle import ImplToggle
+    from lab.widgets.loss_plot import LossPlot
+    from lab.widgets.memory_gauges import MemoryGauges
+    from lab.widgets.metric_card import MetricCard
+    from lab.widgets.run_status import RunStatus
+
+    mission, ws = fake_mission(tmp_path, FAST)
+    run_dir = ws.runs / "20250101-000000-fake-mine-abcd"
+    run_dir.mkdir(parents=True)
+    metrics = run_dir / "metrics.jsonl"
+    metrics.write_text("")
+    app = _host(mission, ws, show_last_run=False, sample_interval=0.1)
+    async with app.run_test(size=(140, 45)) as pilot:
+        screen = app.screen
+        screen.attach(run_dir)
+        plot = screen.query_one(LossPlot)
+
+        def append(text):
+            with open(metrics, "a") as f:
+                f.write(text)
+
+        append(_line(type="start", n_params=100, device="cpu", peak_flops=1e12, flops_per_token=600, steps=50))
+        for k in range(5):
+            append(_line(type="step", step=k, loss=2.0 - 0.1 * k, tok_s=1000.0 + k, mfu=0.25, mem_alloc=1 << 20,
+                         mem_peak=2 << 20, mem_reserved=4 << 20, unknown_key="ignored"))
+        append("not json\n")
+        append(_line(type="step", step=5, loss=1.4)[:15])          # a partial last line
+        await pilot.pause(0.6)
+        assert [x for x, _ in plot.train] == [0, 1, 2, 3, 4]
+        assert plot.x_max == 50
+        assert screen.query_one("#train-toks", MetricCard).value == "1k"
+        assert screen.query_one("#train-mfu", MetricCard).value == "25.0%"
+        assert screen.query_one(MemoryGauges).allocator["mem_reserved"] == 4 << 20
+        assert screen.query_one(RunStatus).step == 4
+
+        append(_line(type="step", step=5, loss=1.4)[15:])
+        append(_line(type="eval", step=5, val_loss=1.5) + _line(type="sample", step=5, text="ROMEO: hello"))
+        await pilot.pause(0.6)
+        assert len(plot.train) == 6 and plot.val == [(5.0, 1.5)]
+        assert "ROMEO: hello" in str(screen.query_one("#train-sample").render())
+
+        renders = plot.renders
+        for k in range(6, 200):                                    # a burst: redraws stay capped
+            append(_line(type="step", step=k, loss=1.0))
+            if k % 20 == 0:
+                await pilot.pause(0.02)
+        await pilot.pause(0.6)
+        assert len(plot.train) == 200
+        assert plot.renders - renders <= 8
+
+        gauges = screen.query_one(MemoryGauges)
+        assert gauges.sample is not None
+        expected = DeviceSampler(None).sample().mode
+        assert gauges.sample.mode == expected
+        if expected == "cpu":
+            assert "no NVIDIA GPU: showing CPU" in gauges.sample.label
+
+        await pilot.press("l")
+        assert plot.log_scale
+        await pilot.press("i")
+        assert screen.query_one(ImplToggle).impl == "reference" and screen.impl == "reference"
+
+        append(_line(type="end", status="done", message="val loss 1.5"))
+        await pilot.pause(0.6)
+        assert screen.query_one(RunStatus).state == "done"
+        assert screen.summary.status == "done"
+
+
+async def test_train_screen_starts_and_stops_a_run(tmp_path):
+    from lab.widgets.loss_plot import LossPlot
+    from lab.widgets.run_status import RunStatus
+
+    mission, ws = fake_mission(tmp_path, SLOW, steps=10_000)
+    app = _host(mission, ws, sample_interval=0.2)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await pilot.press("s")
+        assert screen.running
+        for _ in range(100):
+            await pilot.pause(0.1)
+            if len(screen.query_one(LossPlot).train) >= 2:
+                break
+        assert len(screen.query_one(LossPlot).train) >= 2
+        assert screen.query_one(RunStatus).state == "running"
+        await pilot.press("x")
+        for _ in range(100):
+            await pilot.pause(0.1)
+            if screen.summary.end:
+                break
+        assert screen.summary.status == "stopped"
+        assert screen.query_one(RunStatus).state == "stopped"
+        assert not screen.running
+
+
+async def test_train_screen_shows_a_sigkilled_run_as_crashed(tmp_path):
+    from lab.widgets.run_status import RunStatus
+
+    mission, ws = fake_mission(tmp_path, SLOW, steps=10_000)
+    app = _host(mission, ws, sample_interval=0.2)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await pilot.press("s")
+        for _ in range(100):
+            await pilot.pause(0.1)
+            if screen.summary.step is not None:
+                break
+        os.kill(screen.job.pid, signal.SIGKILL)
+        for _ in range(100):
+            await pilot.pause(0.1)
+            if screen.summary.end:
+                break
+        assert screen.query_one(RunStatus).state == "crashed"
+        assert "SIGKILL" in screen.summary.end["message"]
+
+
+def test_loss_plot_draws_axes_skips_nonfinite_and_redraws_incrementally():
+    import math
+
+    from lab.widgets.loss_plot import Buckets, render_plot
+
+    train = [(k, 2.0 * math.exp(-k / 50) + 0.1) for k in range(300)] + [(300, float("nan"))]
+    val = [(k, 2.0 * math.exp(-k / 50) + 0.2) for k in range(0, 300, 50)]
+    lines = [t.plain for t in render_plot(train, val, 70, 14, x_max=400)]
+    assert len(lines) == 14 and all(len(line) <= 70 for line in lines)
+    assert "┤" in lines[0] and lines[-2].lstrip().startswith("└") and "400" in lines[-1]
+    assert any(ch != " " and 0x2800 <= ord(ch) <= 0x28FF for ch in "".join(lines))   # braille dots
+    top = float(lines[0].split("┤")[0])
+    assert 2.0 < top < 2.5                          # the y axis spans the data, not the NaN
+    log = [t.plain for t in render_plot([(0, 0.0), (1, -1.0), (2, 10.0), (3, 1.0)], [], 40, 8, log_scale=True)]
+    top, bottom = float(log[0].split("┤")[0]), float(log[5].split("┤")[0])
+    assert 5 < top <= 12 and 0.7 < bottom < 1.5     # 1..10 in log scale; 0 and -1 have no log: skipped
+
+    buckets, grown = Buckets(), train[:100]
+    render_plot(grown, val, 70, 14, x_max=400, buckets=buckets)
+    grown.extend(train[100:])                       # the same list grows, as in the widget
+    incremental = [t.plain for t in render_plot(grown, val, 70, 14, x_max=400, buckets=buckets)]
+    assert incremental == lines
+    assert render_plot([], [], 70, 14)[len(lines) // 2 - 1].plain.strip().endswith("waiting for the first loss…")
