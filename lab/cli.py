@@ -196,10 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     func = getattr(args, "func", cmd_tui)
+    from grader.missions import MissionError
     try:
         return func(args)
     except KeyboardInterrupt:
         return 130
+    except (FileNotFoundError, NotADirectoryError, PermissionError, MissionError) as e:
+        print(f"llm-lab: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
