@@ -1,0 +1,1 @@
+"""The lab's screens, one per module (map, mission, help, confirm, reference, train)."""
