@@ -150,8 +150,12 @@ def _has_gpu() -> bool:
 
 def grade(mission: Mission, workspace: Workspace | None, *, reference: bool = False,
           checkpoints: list[str] | None = None, seed: int | None = None,
-          on_event: Event | None = None, timeout_scale: float = 1.0, parallel: int | None = None) -> GradeRun:
-    """Grade `mission` (the learner's files in `workspace`, or the engine with reference=True)."""
+          on_event: Event | None = None, timeout_scale: float = 1.0, parallel: int | None = None,
+          cancel: threading.Event | None = None) -> GradeRun:
+    """Grade `mission` (the learner's files in `workspace`, or the engine with reference=True).
+
+    Setting `cancel` stops the grade within half a second: the children are killed, and the run
+    returned holds only the checkpoints that had finished."""
     emit = on_event or (lambda kind, data: None)
     selected = [mission.checkpoint(c) for c in checkpoints] if checkpoints else list(mission.checkpoints)
     seed = seed if seed is not None else secrets.randbelow(2**31)
@@ -165,9 +169,9 @@ def grade(mission: Mission, workspace: Workspace | None, *, reference: bool = Fa
 
     def run_group(group: list[Checkpoint]) -> None:
         remaining = list(group)
-        while remaining:
+        while remaining and not (cancel is not None and cancel.is_set()):
             _run_child(mission, workspace, reference, remaining, seed, emit, results, warnings, logs,
-                       timeout_scale, threads)
+                       timeout_scale, threads, cancel)
             remaining = [cp for cp in remaining if cp.id not in results]
 
     groups = _split(selected, parallel if parallel is not None else min(2, os.cpu_count() or 1))
@@ -188,7 +192,7 @@ def grade(mission: Mission, workspace: Workspace | None, *, reference: bool = Fa
         state_before = {}  # changed by this process (the lab itself, e.g. a hint revealed meanwhile)
     if _restore(state_before):
         warnings.append("state.json was modified during grading (by code under test?); it was restored")
-    ordered = [results[cp.id] for cp in selected]
+    ordered = [results[cp.id] for cp in selected if cp.id in results]
     return GradeRun(mission=mission.id, mode="reference" if reference else "learner", seed=seed,
                     results=ordered, duration=round(time.monotonic() - started, 3),
                     log="\n".join(logs), warnings=warnings)
@@ -206,7 +210,7 @@ def _split(selected: list[Checkpoint], parallel: int) -> list[list[Checkpoint]]:
 
 
 def _run_child(mission, workspace, reference, todo: list[Checkpoint], seed, emit, results, warnings,
-               logs, timeout_scale, threads: int | None = None) -> bool:
+               logs, timeout_scale, threads: int | None = None, cancel: threading.Event | None = None) -> bool:
     private_dir = tempfile.mkdtemp(prefix="llm-lab-grade-")
     os.chmod(private_dir, 0o700)
     read_fd, write_fd = os.pipe()
@@ -252,6 +256,10 @@ def _run_child(mission, workspace, reference, todo: list[Checkpoint], seed, emit
         while True:
             timeout = max(0.0, deadline - time.monotonic())
             ready, _, _ = select.select([read_fd], [], [], min(timeout, 0.5))
+            if cancel is not None and cancel.is_set():
+                killed_for = "cancel"
+                _kill_group(proc)
+                break
             if not ready:
                 if time.monotonic() >= deadline:
                     killed_for = "timeout"
@@ -316,6 +324,8 @@ def _run_child(mission, workspace, reference, todo: list[Checkpoint], seed, emit
 
     if ended:
         return True
+    if killed_for == "cancel":
+        return False
     # The child stopped early: blame the checkpoint it was in (or the first one if none had begun).
     victim = current or next((cp for cp in todo if cp.id not in results), None)
     if victim is None:

@@ -8,15 +8,13 @@ of its own). It also
   learner leaving the screen, or quitting, mid-grade);
 - batches the child's output: at most one GradeOutput every LOG_INTERVAL seconds, holding the last
   LOG_BATCH lines, with a count of the lines it dropped (a flood of prints never floods the UI);
-- can be cancelled: cancel() kills the grader's child process group (the grader has no cancel
-  hook yet) and the next grader event raises GradeCancelled out of grade().
+- can be cancelled: cancel() sets the grader's cancel event; grade() kills its children and
+  returns within half a second with the checkpoints that had finished.
 
 Not handled: several grades of one process at once (the app allows one at a time).
 """
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 import traceback
@@ -65,7 +63,9 @@ class GradeJob:
             if not self.reference:
                 warnings += self._integrity_warnings()
             run = grade(self.mission, None if self.reference else self.workspace,
-                        reference=self.reference, checkpoints=self.checkpoints, on_event=self._on_event)
+                        reference=self.reference, checkpoints=self.checkpoints, on_event=self._on_event,
+                        cancel=self._cancel)
+            cancelled = self._cancel.is_set()
             warnings += run.warnings
             seed = run.seed
         except GradeCancelled:
@@ -86,9 +86,8 @@ class GradeJob:
         return done
 
     def cancel(self) -> None:
-        """Stop the grade as soon as possible (kills the grader's child process group)."""
+        """Stop the grade as soon as possible (the grader kills its children)."""
         self._cancel.set()
-        kill_grader_children()
 
     @property
     def cancelled(self) -> bool:
@@ -117,8 +116,7 @@ class GradeJob:
 
     def _check_cancel(self) -> None:
         if self._cancel.is_set():
-            kill_grader_children()
-            raise GradeCancelled()
+            raise GradeCancelled()   # stop handling events; grade() itself stops on the event
 
     def _add_line(self, line: str) -> None:
         text = clean_text(line).replace("\t", "    ")
@@ -147,31 +145,6 @@ class GradeJob:
             return scan(self.workspace.root)
         except Exception:  # a warning scan never stops a grade
             return []
-
-
-def kill_grader_children() -> int:
-    """SIGKILL the process group of every `grader.child` this process started. Returns how many."""
-    try:
-        import psutil
-    except ImportError:  # pragma: no cover - psutil is a dependency
-        return 0
-    killed = 0
-    try:
-        children = psutil.Process(os.getpid()).children(recursive=False)
-    except psutil.Error:
-        return 0
-    for child in children:
-        try:
-            cmdline = child.cmdline()
-        except psutil.Error:
-            continue
-        if "grader.child" in cmdline:
-            try:
-                os.killpg(child.pid, signal.SIGKILL)   # the child leads its own session/group
-                killed += 1
-            except (ProcessLookupError, PermissionError):
-                pass
-    return killed
 
 
 class GradeSlot:

@@ -261,3 +261,14 @@ def test_a_crash_in_one_checkpoint_leaves_the_next_graded(tmp_path):
     ws = make_ws(tmp_path, ADV, source)
     result = grade(ADV, ws)
     assert [r.status for r in result.results] == ["crashed", "passed"]
+
+
+def test_cancel_stops_a_hung_grade_promptly(tmp_path):
+    import threading
+    ws = make_ws(tmp_path, ADV, "def double(x):\n    while True:\n        pass\n")
+    cancel = threading.Event()
+    threading.Timer(1.0, cancel.set).start()
+    t0 = time.monotonic()
+    result = grade(ADV, ws, checkpoints=["double"], cancel=cancel)
+    assert time.monotonic() - t0 < 8      # the checkpoint's own limit is 20 s
+    assert result.results == []           # nothing finished, nothing claimed

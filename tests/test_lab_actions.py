@@ -124,7 +124,7 @@ class FakeRun(SimpleNamespace):
 
 
 def fake_grade(events):
-    def grade(mission, ws, *, reference, checkpoints, on_event):
+    def grade(mission, ws, *, reference, checkpoints, on_event, **kwargs):
         for kind, data in events:
             on_event(kind, data)
         return FakeRun(warnings=["w1"], seed=7)
@@ -169,7 +169,7 @@ def test_job_cancel_stops_at_the_next_event(tmp_path, monkeypatch):
     ws, _, _ = workspace.init(tmp_path / "ws", [MICROGRAD])
     job = None
 
-    def grade(mission, ws_, *, reference, checkpoints, on_event):
+    def grade(mission, ws_, *, reference, checkpoints, on_event, **kwargs):
         on_event("begin", {"checkpoint": "forward"})
         job.cancel()
         on_event("checkpoint", {"checkpoint": "forward", "status": "crashed", "message": "killed"})
