@@ -17,9 +17,13 @@ import builtins
 import functools
 import importlib
 import sys
+import types
 
 from .missions import load_all
 from .plugin import ForbiddenAPI
+
+GRADING_INTERNALS = {"grader", "pytest", "_pytest", "pluggy"}
+SHARED_ENGINE = {"data", "telemetry", "perf"}   # infrastructure learner code may use
 
 
 def _reference_packages() -> list[str]:
@@ -43,11 +47,17 @@ class Guard:
         return bool(module_name) and (module_name == self.pkg or module_name.startswith(self.pkg + "."))
 
     def _forbidden_reason(self, name: str) -> str | None:
+        top = name.split(".")[0]
+        if top in GRADING_INTERNALS:
+            return (f"learner code may not import {top} (the grading machinery); "
+                    "a solution never needs it")
+        if top == "engine" and name != "engine" and name.split(".")[1] not in SHARED_ENGINE:
+            return (f"your code imports the reference solution ({name}); write it yourself "
+                    "(importing engine references from learner code is forbidden)")
         for ref in self.references:
             if name == ref or name.startswith(ref + "."):
                 return (f"your code imports the reference solution ({name}); write it yourself "
                         "(importing engine references from learner code is forbidden)")
-        top = name.split(".")[0]
         if top in self.forbid:
             return self.messages.get(top) or f"importing {top} is not allowed in this mission"
         return None
@@ -67,6 +77,10 @@ class Guard:
                     reason = guard._forbidden_reason(full)
                     if reason:
                         guard._violation(f"{globals.get('__name__')}: {reason}")
+                module = original_import(name, globals, locals, fromlist, level)
+                if name.split(".")[0] == "engine" and getattr(module, "__name__", "") == "engine":
+                    return guard._engine_view(globals.get("__name__"))  # `import engine.data` binds `engine`
+                return module
             return original_import(name, globals, locals, fromlist, level)
 
         @functools.wraps(original_import_module)
@@ -76,10 +90,25 @@ class Guard:
                 reason = guard._forbidden_reason(name)
                 if reason:
                     guard._violation(f"{caller}: {reason}")
+                if name == "engine":
+                    return guard._engine_view(caller)
             return original_import_module(name, package)
 
         builtins.__import__ = guarded_import
         importlib.import_module = guarded_import_module
+
+    def _engine_view(self, importer: str):
+        """What learner code sees as `engine`: the shared infrastructure and nothing else."""
+        view = types.ModuleType("engine", "llm-lab's shared infrastructure (data, telemetry, perf)")
+        guard = self
+
+        def __getattr__(attr):
+            if attr in SHARED_ENGINE:
+                return importlib.import_module(f"engine.{attr}")
+            guard._violation(f"{importer}: your code reaches into the reference solution (engine.{attr}); "
+                             "write it yourself (importing engine references from learner code is forbidden)")
+        view.__getattr__ = __getattr__
+        return view
 
     # -- calls --------------------------------------------------------------------------------
     def _learner_on_stack(self) -> bool:

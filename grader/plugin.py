@@ -63,10 +63,11 @@ class GradePlugin:
     # -- outcomes -------------------------------------------------------------------------------
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
+        original = call.excinfo   # before pytest's unittest plugin swaps a SkipTest for its own skip
         outcome = yield
         report = outcome.get_result()
         if report.when == "call" or (report.when == "setup" and not report.passed):
-            status, message = self._classify(report, call)
+            status, message = self._classify(report, call, original)
             if self.guard is not None and self.guard.violations:
                 # a forbidden import/call happened, even if learner code caught the exception
                 status, message = "failed", self.guard.violations[0]
@@ -81,11 +82,15 @@ class GradePlugin:
         self.emit({"type": "result", "checkpoint": self.checkpoint, "test": nodeid, "status": status,
                    "message": _clip(message), "duration": round(duration, 4), "output": _clip(output)})
 
-    def _classify(self, report, call) -> tuple[str, str]:
+    def _classify(self, report, call, original=None) -> tuple[str, str]:
         if report.passed:
             return "passed", ""
         if report.skipped:
             reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            raised = original or call.excinfo
+            where = self._learner_frame(raised.tb) if raised else ""
+            if where:  # only the checks may skip (no GPU, no network); learner code may not
+                return "failed", f"{where}: learner code may not skip a check ({reason.removeprefix('Skipped: ')})"
             return "skipped", reason.removeprefix("Skipped: ")
         exc = call.excinfo.value if call.excinfo else None
         if exc is None:

@@ -45,7 +45,7 @@ def to_json(runs, path: str, warnings: list[str] | None = None) -> None:
            "missions": [r.to_dict() for r in runs]}
     tmp = f"{path}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=1, ensure_ascii=False)
+        json.dump(doc, f, indent=1, ensure_ascii=True)  # lone surrogates from learner text stay writable
     os.replace(tmp, path)
 
 

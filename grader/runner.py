@@ -31,6 +31,8 @@ from .state import LAST_WRITTEN
 from .workspace import Workspace
 
 STATUSES = ("passed", "failed", "not_implemented", "error", "timeout", "crashed", "oom", "skipped")
+TAMPERED = ("the grader's check files were modified while grading (by code under test?); they were "
+            "restored — grade again")
 STARTUP_TIMEOUT = 90.0     # seconds for a child to start (imports) before its first checkpoint begins
 LOG_HEAD, LOG_TAIL = 4_000, 16_000
 MEMORY_BUDGET = 6 << 30    # address space a CPU child may add after its imports (bytes)
@@ -66,7 +68,8 @@ class GradeRun:
 
     @property
     def ok(self) -> bool:
-        return all(r.passed for r in self.results)
+        """Every required checkpoint passed (bonus checkpoints are optional for the learner)."""
+        return all(r.passed or r.bonus for r in self.results)
 
     def to_dict(self) -> dict:
         return {**{k: v for k, v in asdict(self).items() if k != "results"},
@@ -164,8 +167,38 @@ def grade(mission: Mission, workspace: Workspace | None, *, reference: bool = Fa
     warnings: list[str] = []
     logs: list[str] = []
     checks_before = _snapshot(mission.checks_dir.glob("*.py"))
-    state_path = workspace.state.path if workspace is not None else None
-    state_before = _snapshot([state_path]) if state_path is not None else {}
+    state_before = _snapshot([workspace.state.path]) if workspace is not None else {}
+    written_at_start = LAST_WRITTEN.get(str(workspace.state.path)) if workspace is not None else None
+    tamper_lock = threading.Lock()
+
+    def verify() -> str | None:
+        """Undo what code under test did to the hidden checks or state.json; say what it was."""
+        with tamper_lock:
+            if _restore(checks_before, also_new_in=mission.checks_dir):
+                warnings.append("the check files were modified during grading; they were restored")
+                return "checks"
+            if workspace is not None:
+                path = workspace.state.path
+                with workspace.state._locked():
+                    # the last legitimate content: what this process (the lab) saved during the grade,
+                    # else what was there before it began
+                    ours = LAST_WRITTEN.get(str(path))
+                    target = ours if ours is not None and ours != written_at_start else state_before[path]
+                    if _restore({path: target}):
+                        warnings.append("state.json was modified during grading (by code under test?); "
+                                        "it was restored")
+            return None
+
+    outer_emit = emit
+
+    def emit(kind: str, data: dict) -> None:
+        # Before a result leaves the grader (the lab saves results as they arrive), make sure the
+        # run that produced it did not rewrite the checks or the progress file.
+        if kind == "checkpoint" and verify() == "checks":
+            r = results[data["checkpoint"]]
+            r.status, r.message = "error", TAMPERED
+            data = asdict(r)
+        outer_emit(kind, data)
 
     def run_group(group: list[Checkpoint]) -> None:
         remaining = list(group)
@@ -182,16 +215,16 @@ def grade(mission: Mission, workspace: Workspace | None, *, reference: bool = Fa
     run_group(groups[0])
     for w in workers:
         w.join()
-    if _restore(checks_before):
+    if verify() == "checks" or any("check files were modified" in w for w in warnings):
         # the hidden checks were rewritten while they ran: no result of this run can be trusted
-        warnings.append("the check files were modified during grading; they were restored")
         for r in results.values():
-            r.status, r.message = "error", ("the grader's check files were modified while grading "
-                                            "(by code under test?); they were restored — grade again")
-    if state_path is not None and _read(state_path) == LAST_WRITTEN.get(str(state_path)):
-        state_before = {}  # changed by this process (the lab itself, e.g. a hint revealed meanwhile)
-    if _restore(state_before):
-        warnings.append("state.json was modified during grading (by code under test?); it was restored")
+            r.status, r.message = "error", TAMPERED
+    cancelled = cancel is not None and cancel.is_set()
+    for cp in selected:  # never let a checkpoint vanish from the verdict
+        if cp.id not in results and not cancelled:
+            results[cp.id] = CheckpointResult(mission=mission.id, checkpoint=cp.id, title=cp.title,
+                                              status="error", message="the grader could not run this "
+                                              "checkpoint (see the log)", bonus=cp.bonus)
     ordered = [results[cp.id] for cp in selected if cp.id in results]
     return GradeRun(mission=mission.id, mode="reference" if reference else "learner", seed=seed,
                     results=ordered, duration=round(time.monotonic() - started, 3),
@@ -225,7 +258,8 @@ def _run_child(mission, workspace, reference, todo: list[Checkpoint], seed, emit
         "forbid_messages": {lib: "no frameworks: numpy only" for lib in ("torch", "jax", "tensorflow")},
         "preload": _preload(mission),
         "all_forbid_calls": sorted({p for cp in todo for p in cp.forbid_calls}),
-        "limits": {"fsize": 256 << 20, "nofile": 1024, "cpu": int(total_timeout * 2 + 60),
+        "limits": {"fsize": 256 << 20, "nofile": 1024,
+                   "cpu": int((total_timeout * 2 + 60) * max(1, threads or os.cpu_count() or 1)),
                    "memory": 0 if _has_gpu() else MEMORY_BUDGET},
         "checkpoints": [{"id": cp.id, "forbid_calls": list(cp.forbid_calls),
                          "nodeids": [str(mission.checks_dir / n) for n in cp.checks]} for cp in todo],
@@ -233,13 +267,21 @@ def _run_child(mission, workspace, reference, todo: list[Checkpoint], seed, emit
     config_path = os.path.join(private_dir, "config.json")
     with open(config_path, "w") as f:
         json.dump(config, f)
-    cwd = private_dir
-    proc = subprocess.Popen(
-        [sys.executable, "-I", "-B", "-m", "grader.child", config_path],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        env=child_env(private_dir, threads), cwd=cwd, pass_fds=(write_fd,), start_new_session=True,
-    )
-    os.close(write_fd)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-B", "-m", "grader.child", config_path],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env=child_env(private_dir, threads), cwd=private_dir, pass_fds=(write_fd,), start_new_session=True,
+        )
+    except OSError as e:
+        os.close(read_fd)
+        shutil.rmtree(private_dir, ignore_errors=True)
+        warnings.append(f"could not start the grading process: {e}")
+        _finish(mission, todo[0], "error", f"could not start the grading process: {e}", time.monotonic(),
+                [], results, emit)
+        return False
+    finally:
+        os.close(write_fd)
     drain = _LogDrain(proc.stdout, lambda line: emit("log", {"line": line}))
     drain.start()
 
@@ -357,9 +399,13 @@ def _snapshot(paths) -> dict[Path, bytes | None]:
     return snap
 
 
-def _restore(snapshot: dict[Path, bytes | None]) -> bool:
-    """Put files back as they were; True if any had changed."""
+def _restore(snapshot: dict[Path, bytes | None], also_new_in: Path | None = None) -> bool:
+    """Put files back as they were (and remove new *.py files in `also_new_in`); True if any changed."""
     changed = False
+    if also_new_in is not None:
+        for extra in set(also_new_in.glob("*.py")) - set(snapshot):
+            extra.unlink(missing_ok=True)
+            changed = True
     for path, content in snapshot.items():
         try:
             now = path.read_bytes()

@@ -136,6 +136,20 @@ CASES = [
      r"off limits", 1.0),
     ("forbidden method call: t.softmax", ADV_TORCH, "def softmax(t):\n    return t.softmax(-1)\n", "softmax",
      "failed", r"off limits", 1.0),
+    ("learner code skips the check", ADV, "import pytest\ndef double(x):\n    pytest.skip('needs a GPU')\n",
+     "double", "failed", r"may not skip a check|may not import pytest", 1.0),
+    ("learner code raises unittest.SkipTest", ADV,
+     "import unittest\ndef double(x):\n    raise unittest.SkipTest('needs a GPU')\n", "double", "failed",
+     r"may not skip a check", 1.0),
+    ("patches the grader's classifier", ADV,
+     "import grader.plugin as g\ng.GradePlugin._classify = lambda s, r, c: ('passed', '')\n"
+     "def double(x):\n    return x * 3\n", "double", "failed", r"grading machinery", 1.0),
+    ("reaches the reference through `import engine`", ADV,
+     "import engine.data\ndef double(x):\n    engine.micrograd\n    return x * 2\n", "double", "failed",
+     r"reference solution \(engine\.micrograd\)", 1.0),
+    ("reaches the reference through importlib.import_module('engine')", ADV,
+     "import importlib\ndef double(x):\n    importlib.import_module('engine').micrograd\n    return x * 2\n",
+     "double", "failed", r"reference solution", 1.0),
     ("wrong dtype tensor", ADV_TORCH, "import torch\ndef row_sums(t):\n    return t.sum(dim=1).double()\n", "rows",
      "failed", r"expected dtype torch\.float32, got torch\.float64", 1.0),
 ]
@@ -272,3 +286,23 @@ def test_cancel_stops_a_hung_grade_promptly(tmp_path):
     result = grade(ADV, ws, checkpoints=["double"], cancel=cancel)
     assert time.monotonic() - t0 < 8      # the checkpoint's own limit is 20 s
     assert result.results == []           # nothing finished, nothing claimed
+
+
+def test_lab_saves_during_a_grade_survive_a_tampering_checkpoint(tmp_path):
+    """The lab records each result as it arrives; learner code forging state.json afterwards is undone
+    back to the lab's save, not to the state before the grade."""
+    source = ("import json, pathlib\ndef double(x):\n    return x * 2\ndef total(xs):\n"
+              "    state = pathlib.Path(__file__).resolve().parents[1] / '.llm-lab' / 'state.json'\n"
+              "    state.write_text(json.dumps({'schema_version': 1, 'current_mission': None, 'missions': {}}))\n"
+              "    return float(sum(xs))\n")
+    ws = make_ws(tmp_path, ADV, source)
+
+    def on_event(kind, data):   # what the lab does: save each checkpoint's result as it arrives
+        if kind == "checkpoint":
+            from types import SimpleNamespace
+            ws.state.record_results("adv", [SimpleNamespace(**data)])
+
+    result = grade(ADV, ws, on_event=on_event, parallel=1)
+    saved = ws.state.read()["missions"]["adv"]["checkpoints"]
+    assert saved["double"]["status"] == "passed" and saved["total"]["status"] == "passed"
+    assert any("state.json" in w for w in result.warnings)

@@ -24,7 +24,8 @@ def _ref(seed):
 
 def _mine(seed):
     vocab, merges = _trained(seed)
-    return learner("tokenizer").Tokenizer(vocab, merges, [EOT])
+    # copies: the cached tables also feed _ref(), and learner code must not be able to change them
+    return learner("tokenizer").Tokenizer(dict(vocab), list(merges), [EOT])
 
 
 def _check_ids(got, what):

@@ -10,16 +10,17 @@ TOL = 1e-9  # same weights, same float64 ops: only summation order may differ
 
 
 def test_parameter_count():
+    want = len(ref_nn.MLP(2, [16, 16, 1]).parameters())   # 337
     nn = learner("nn")
     Value = learner("value").Value
     model = nn.MLP(2, [16, 16, 1])
     params = model.parameters()
     expect_type(params, list, what="MLP.parameters()")
-    if len(params) != 337:
+    if len(params) != want:
         fail(f"MLP(2, [16, 16, 1]).parameters() has {len(params)} Values, expected 337 = (2+1)·16 + "
              "(16+1)·16 + (16+1)·1: every neuron has one weight per input plus a bias")
     expect(all(type(p) is Value for p in params), "MLP.parameters() must be a list of Value")
-    expect(len({id(p) for p in params}) == 337, "MLP.parameters() lists the same Value twice")
+    expect(len({id(p) for p in params}) == want, "MLP.parameters() lists the same Value twice")
 
 
 def _load(model, weights):
@@ -47,14 +48,14 @@ def test_forward_matches_reference(rng):
                      atol=TOL, rtol=TOL)
 
 
-def test_neuron_init_and_nonlin():
+def test_neuron_init_and_nonlin(seed):
     nn = learner("nn")
-    random.seed(0)
+    random.seed(seed)
     n = nn.Neuron(50)
     ws = [p.data for p in n.parameters()]
     expect(len(ws) == 51, f"Neuron(50) must have 51 parameters (50 weights + bias), got {len(ws)}")
-    expect(all(-1 <= w <= 1 for w in ws[:-1]) and len(set(ws[:-1])) > 40,
-           "Neuron weights must be drawn uniformly from [-1, 1]")
+    expect(all(-1 <= w <= 1 for w in ws[:-1]) and len(set(ws[:-1])) > 40 and min(ws[:-1]) < -0.5,
+           "Neuron weights must be drawn uniformly from [-1, 1] (negative ones too)")
     expect(ws[-1] == 0.0, f"Neuron bias must start at 0, got {ws[-1]}")
     Value = learner("value").Value
     lin = nn.Neuron(2, nonlin=False)

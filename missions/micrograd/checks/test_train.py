@@ -1,7 +1,7 @@
 """Checkpoint train: the learner's loss and training loop fit two moons to 100% accuracy.
 
-Problem: 30 points, noise 0.08, MLP(2, [16, 16, 1]), at most 100 steps. The reference reaches 100% in
-8-51 steps over seeds 0-5 (engine/micrograd/train.py); untrained models sit near 50%."""
+Problem: 30 points, noise 0.08, MLP(2, [16, 16, 1]), at most 200 steps. Over 64 seeds the reference
+reaches 100% in 8-93 steps (engine/micrograd/train.py); untrained models sit near 50%."""
 import random
 
 from grader.checks import expect, expect_close, expect_type, fail
@@ -9,7 +9,7 @@ from engine.micrograd import nn as ref_nn
 from engine.micrograd import train as ref_train
 from grader.seam import learner
 
-STEPS = 100
+STEPS = 200
 TOL = 1e-9  # loss of a fixed model on fixed data: same float64 arithmetic
 
 
@@ -36,8 +36,8 @@ def test_loss_and_accuracy(rng):
 
 def test_reaches_full_accuracy(rng):
     seed = int(rng.integers(0, 10_000))
+    X, y = ref_train.make_moons(30, noise=0.08, seed=seed)   # the data comes from the reference
     train, nn = learner("train"), learner("nn")
-    X, y = train.make_moons(30, noise=0.08, seed=seed)
     random.seed(seed)
     model = nn.MLP(2, [16, 16, 1])
     history = train.train(model, X, y, steps=STEPS)
@@ -49,7 +49,7 @@ def test_reaches_full_accuracy(rng):
     # The model trained by the learner's loop must really classify the data.
     Value = learner("value").Value
     correct = sum((yi > 0) == (model([Value(a) for a in x]).data > 0) for x, yi in zip(X, y))
-    if correct != len(X):
+    if correct != 30:
         fail(f"after {len(history)} steps the model classifies {correct}/{len(X)} points correctly "
              f"(need all, within {STEPS} steps). Check the update sign (p.data -= lr * p.grad), "
              "model.zero_grad() before loss.backward(), and the learning-rate schedule")
