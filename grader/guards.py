@@ -167,3 +167,13 @@ class Guard:
                 return original(*args, **kwargs)
         setattr(owner, name, wrapper)
         self._installed[path] = (owner, name, original)
+        # the same object under other names in the library (torch._C._nn.scaled_dot_product_attention,
+        # torch.nn.modules.activation.MultiheadAttention, ...) gets the same wrapper
+        top = parts[0] + "."
+        for mod_name, mod in list(sys.modules.items()):
+            if mod is not owner and (mod_name + ".").startswith(top):
+                try:
+                    if getattr(mod, name, None) is original:
+                        setattr(mod, name, wrapper)
+                except Exception:  # exotic modules may refuse attribute access
+                    continue

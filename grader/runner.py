@@ -340,7 +340,9 @@ def _run_child(mission, workspace, reference, todo: list[Checkpoint], seed, emit
                     emit("result", {"checkpoint": current.id, **t})
                 elif kind == "checkpoint_end" and current is not None and record.get("checkpoint") == current.id:
                     got = tests[current.id]
-                    if len(got) != expected.get(current.id, -1):
+                    if expected.get(current.id) == 0 and got:
+                        status, message = aggregate(got)   # the check file itself failed to load
+                    elif len(got) != expected.get(current.id, -1):
                         status, message = "crashed", (f"the checks reported {len(got)} of "
                                                       f"{expected.get(current.id, '?')} results")
                     else:

@@ -39,6 +39,11 @@ def _valid(data) -> bool:
         if not isinstance(m, dict) or not isinstance(m.get("checkpoints", {}), dict) \
                 or not isinstance(m.get("hints", {}), dict):
             return False
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in m.get("hints", {}).values()):
+            return False
+        if not all(isinstance(c, dict) and isinstance(c.get("status", ""), str)
+                   for c in m.get("checkpoints", {}).values()):
+            return False
     cur = data.get("current_mission")
     return cur is None or isinstance(cur, str)
 

@@ -126,6 +126,8 @@ def cmd_grade(args) -> int:
         if ws is not None:
             ws.state.record_results(mission.id, run.results)
         warnings += run.warnings
+    for w in dict.fromkeys(w for r in runs for w in r.warnings):
+        console.print(f"[yellow]warning:[/] {report.clean_text(w)}")
     ok = all(r.ok for r in runs) and not errors
     passed = sum(r.passed for run in runs for r in run.results)
     total = sum(len(run.results) for run in runs)

@@ -150,6 +150,9 @@ CASES = [
     ("reaches the reference through importlib.import_module('engine')", ADV,
      "import importlib\ndef double(x):\n    importlib.import_module('engine').micrograd\n    return x * 2\n",
      "double", "failed", r"reference solution", 1.0),
+    ("forbidden call through an alias: torch._C._nn", ADV_TORCH,
+     "import torch\ndef softmax(t):\n    return torch._C._nn.softmax(t, -1) if hasattr(torch._C._nn, 'softmax') "
+     "else torch.nn.functional.softmax(t, dim=-1)\n", "softmax", "failed", r"off limits", 1.0),
     ("wrong dtype tensor", ADV_TORCH, "import torch\ndef row_sums(t):\n    return t.sum(dim=1).double()\n", "rows",
      "failed", r"expected dtype torch\.float32, got torch\.float64", 1.0),
 ]

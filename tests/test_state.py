@@ -74,3 +74,13 @@ def test_hints_are_remembered_and_capped(tmp_path):
     store = StateStore(tmp_path / ".llm-lab")
     assert [store.reveal_hint("micrograd", "forward", 2) for _ in range(3)] == [1, 2, 2]
     assert StateStore(tmp_path / ".llm-lab").read()["missions"]["micrograd"]["hints"]["forward"] == 2
+
+
+def test_entries_of_the_wrong_type_are_treated_as_corrupt(tmp_path):
+    folder = tmp_path / ".llm-lab"
+    folder.mkdir()
+    (folder / "state.json").write_text(json.dumps({"schema_version": 1, "current_mission": None, "missions": {
+        "micrograd": {"checkpoints": {"forward": "passed"}, "hints": {"forward": "a"}}}}))
+    store = StateStore(folder)
+    assert store.read()["missions"] == {}
+    assert store.warnings and list(folder.glob("state.json.corrupt-*"))
