@@ -11,12 +11,11 @@ sub-packages (names are one level deep: "value", "model").
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import importlib.machinery
-import importlib.util
 import sys
 import types
 from pathlib import Path
+
+from engine.loader import LearnerFinder
 
 from .checks import CheckFailure
 
@@ -34,40 +33,7 @@ def configure(*, mode: str, package: str, reference: str, workspace: str | None)
     if mode == "learner" and workspace:
         # Only the learner's package is importable from the workspace (nothing else there can
         # shadow a library), and always from source (no stale .pyc after a quick edit).
-        sys.meta_path.insert(0, _LearnerFinder(package, Path(workspace).resolve() / package))
-
-
-class _FreshSourceLoader(importlib.machinery.SourceFileLoader):
-    """Compiles from the source file every time; never reads or writes __pycache__."""
-
-    def get_code(self, fullname):
-        source = self.get_data(self.path)
-        return compile(source, self.path, "exec", dont_inherit=True)
-
-
-class _LearnerFinder(importlib.abc.MetaPathFinder):
-    def __init__(self, package: str, folder: Path):
-        self.package, self.folder = package, folder
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname != self.package and not fullname.startswith(self.package + "."):
-            return None
-        parts = fullname.split(".")[1:]
-        base = self.folder.joinpath(*parts)
-        if (base / "__init__.py").is_file():
-            init = base / "__init__.py"
-            return importlib.util.spec_from_file_location(
-                fullname, init, loader=_FreshSourceLoader(fullname, str(init)),
-                submodule_search_locations=[str(base)])
-        if base.is_dir():  # package folder without __init__.py: a namespace package
-            spec = importlib.machinery.ModuleSpec(fullname, None, is_package=True)
-            spec.submodule_search_locations = [str(base)]
-            return spec
-        file = base.with_suffix(".py")
-        if file.is_file():
-            return importlib.util.spec_from_file_location(fullname, file,
-                                                          loader=_FreshSourceLoader(fullname, str(file)))
-        return None
+        sys.meta_path.insert(0, LearnerFinder(package, Path(workspace).resolve() / package))
 
 
 def mode() -> str:
