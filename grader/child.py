@@ -60,8 +60,8 @@ def main(argv: list[str]) -> int:
         plugin = GradePlugin(emit, seed=config["seed"], checkpoint=cp["id"], learner_roots=learner_roots,
                              guard=guard)
         args = [*cp["nodeids"], "-c", ini, "--rootdir", config["checks_dir"], "--noconftest",
-                "-p", "no:cacheprovider", "-p", "no:stepwise", "-o", "addopts=", "-q",
-                "--tb=no", "-W", "ignore::DeprecationWarning"]
+                "-p", "no:cacheprovider", "-p", "no:stepwise", "-p", "no:terminal", "-o", "addopts=",
+                "-W", "ignore::DeprecationWarning"]
         try:
             pytest.main(args, plugins=[plugin])
         finally:

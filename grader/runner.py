@@ -338,6 +338,11 @@ def _run_child(mission, workspace, reference, todo: list[Checkpoint], seed, emit
                         continue
                     tests[current.id].append(t)
                     emit("result", {"checkpoint": current.id, **t})
+                    # the log a learner reads: one line per check, then what their code printed
+                    note = f" — {t['message'].splitlines()[0][:300]}" if t["message"] else ""
+                    emit("log", {"line": f"{current.id} · {_short(t['test'])}: {t['status']}{note}"})
+                    for out_line in (t["output"] or "").splitlines()[:40]:
+                        emit("log", {"line": f"    │ {out_line[:300]}"})
                 elif kind == "checkpoint_end" and current is not None and record.get("checkpoint") == current.id:
                     got = tests[current.id]
                     if expected.get(current.id) == 0 and got:
