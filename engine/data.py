@@ -132,7 +132,7 @@ def _full_mnist(split: str) -> tuple[np.ndarray | None, np.ndarray | None]:
     try:
         from PIL import Image  # the hub stores each digit as a PNG
     except ImportError:
-        _say_once("mnist-pil", f"MNIST: decoding the full set needs Pillow (pip install pillow); {fallback}")
+        _say_once("mnist-pil", f"MNIST: decoding the full set needs Pillow (a dependency of llm-lab; reinstall it); {fallback}")
         return None, None
     os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
     os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "30")
