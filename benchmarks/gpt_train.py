@@ -42,7 +42,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.gpt.config import GPTConfig  # noqa: E402
-from engine.gpt.flops import flops_per_token, measure_peak_flops  # noqa: E402
+from engine.gpt.flops import flops_per_token  # noqa: E402
+from engine.perf import measure_peak_flops  # noqa: E402
 from engine.gpt.model import GPT  # noqa: E402
 from engine.gpt.train import TrainConfig, configure_optimizer, get_batch, train_step  # noqa: E402
 
@@ -171,7 +172,7 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    probe = lambda: measure_peak_flops("cpu", torch.float32, n=1024, repeats=20)  # noqa: E731
+    probe = lambda: measure_peak_flops("cpu", n=1024, budget_s=1.0)  # noqa: E731
     peak = probe()
     names = list(CONFIGS) if args.config == "all" else [args.config]
     results = [bench(name, CONFIGS[name], args.steps or (10 if name == "cpu" else 2), args.rounds)

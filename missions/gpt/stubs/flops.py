@@ -3,9 +3,7 @@
 """
 from __future__ import annotations
 
-import time
-
-import torch
+from engine.perf import mfu  # noqa: F401  (tok/s · FLOPs/token / peak; the lab uses the same)
 
 
 def flops_per_token(n_params: int, n_layer: int, n_head: int, head_dim: int, seq_len: int) -> int:
@@ -18,28 +16,6 @@ def model_flops_per_token(model) -> int:
     cfg = model.cfg
     return flops_per_token(model.num_params(non_embedding=True), cfg.n_layer, cfg.n_head,
                            cfg.head_dim, cfg.block_size)
-
-
-def mfu(tokens_per_s: float, flops_per_tok: float, peak_flops: float) -> float:
-    """Model FLOPs utilisation: achieved model FLOP/s as a fraction of the peak. Complete."""
-    return tokens_per_s * flops_per_tok / peak_flops if peak_flops > 0 else 0.0
-
-
-def measure_peak_flops(device="cpu", dtype: torch.dtype = torch.float32, n: int = 1024,
-                       repeats: int = 6) -> float:
-    """Peak FLOP/s measured: the best of a few n×n matmuls (2·n³ FLOPs each). Complete."""
-    device = torch.device(device)
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    times = []
-    for _ in range(repeats + 1):
-        sync()
-        t0 = time.perf_counter()
-        a @ b
-        sync()
-        times.append(time.perf_counter() - t0)
-    return 2 * n ** 3 / min(times[1:])           # the first run warms up and is not counted
 
 
 def device_peak_flops(device) -> float:
