@@ -43,20 +43,8 @@ def workspace_with_reference(tmp_path: Path, mission: Mission, patch: dict | Non
     return ws
 
 
-def write_package(tmp_path: Path, mission: Mission, files: dict[str, str]) -> workspace.Workspace:
-    """A fresh workspace where the given files replace the stubs of `mission`."""
-    ws, _, _ = workspace.init(tmp_path / "ws", [mission])
-    for name, text in files.items():
-        (ws.package_dir(mission) / name).write_text(text)
-    return ws
-
-
-def statuses(run) -> dict[str, str]:
-    return {r.checkpoint: r.status for r in run.results}
-
-
 def matches(pattern: str, text: str) -> bool:
     return re.search(pattern, text, re.IGNORECASE | re.DOTALL) is not None
 
 
-__all__ = ["missions", "mistakes", "workspace_with_reference", "write_package", "statuses", "matches", "grade"]
+__all__ = ["missions", "mistakes", "workspace_with_reference", "matches", "grade"]

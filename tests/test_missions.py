@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from grader import workspace
-from tests.helpers import grade, matches, missions, mistakes, statuses, workspace_with_reference
+from tests.helpers import grade, matches, missions, mistakes, workspace_with_reference
 
 MISSIONS = missions()
 GPU_OR_NET = ("GPU", "CUDA", "cuda", "network")
