@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.gpt.config import GPTConfig  # noqa: E402
 from engine.gpt.flops import flops_per_token  # noqa: E402
-from engine.perf import measure_peak_flops  # noqa: E402
+from engine.shared.perf import measure_peak_flops  # noqa: E402
 from engine.gpt.model import GPT  # noqa: E402
 from engine.gpt.train import TrainConfig, configure_optimizer, get_batch, train_step  # noqa: E402
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.telemetry import read_records  # noqa: E402
+from engine.shared.telemetry import read_records  # noqa: E402
 from grader import missions as M  # noqa: E402
 from grader.missions import TrainJob  # noqa: E402
 from grader.workspace import Workspace  # noqa: E402

@@ -3,7 +3,7 @@
 - Import guard: an `import` (or importlib.import_module) *made by a learner module* of a forbidden
   module raises ForbiddenAPI with the mission's message ("no frameworks: numpy only"). Forbidden for
   every mission: the reference packages of all missions (engine.micrograd, engine.gpt, ...). Shared
-  infrastructure (engine.telemetry, engine.data) stays importable.
+  infrastructure (engine.shared) stays importable.
 - Call tripwires: a checkpoint can forbid calls such as torch.nn.functional.scaled_dot_product_attention;
   the attribute is replaced by a wrapper (before any learner import, so `from x import f` binds the
   wrapper) that raises when learner code is on the call stack while that checkpoint runs.
@@ -23,7 +23,7 @@ from .missions import load_all
 from .plugin import ForbiddenAPI
 
 GRADING_INTERNALS = {"grader", "pytest", "_pytest", "pluggy"}
-SHARED_ENGINE = {"data", "telemetry", "perf"}   # infrastructure learner code may use
+SHARED = "engine.shared"   # the one part of engine/ learner code may import; every other part is a reference
 
 
 def _reference_packages() -> list[str]:
@@ -51,7 +51,7 @@ class Guard:
         if top in GRADING_INTERNALS:
             return (f"learner code may not import {top} (the grading machinery); "
                     "a solution never needs it")
-        if top == "engine" and name != "engine" and name.split(".")[1] not in SHARED_ENGINE:
+        if top == "engine" and name != "engine" and not (name == SHARED or name.startswith(SHARED + ".")):
             return (f"your code imports the reference solution ({name}); write it yourself "
                     "(importing engine references from learner code is forbidden)")
         for ref in self.references:
@@ -79,7 +79,7 @@ class Guard:
                         guard._violation(f"{globals.get('__name__')}: {reason}")
                 module = original_import(name, globals, locals, fromlist, level)
                 if name.split(".")[0] == "engine" and getattr(module, "__name__", "") == "engine":
-                    return guard._engine_view(globals.get("__name__"))  # `import engine.data` binds `engine`
+                    return guard._engine_view(globals.get("__name__"))  # `import engine.shared.data` binds `engine`
                 return module
             return original_import(name, globals, locals, fromlist, level)
 
@@ -99,12 +99,12 @@ class Guard:
 
     def _engine_view(self, importer: str):
         """What learner code sees as `engine`: the shared infrastructure and nothing else."""
-        view = types.ModuleType("engine", "llm-lab's shared infrastructure (data, telemetry, perf)")
+        view = types.ModuleType("engine", "llm-lab's shared infrastructure: engine.shared")
         guard = self
 
         def __getattr__(attr):
-            if attr in SHARED_ENGINE:
-                return importlib.import_module(f"engine.{attr}")
+            if attr == "shared":
+                return importlib.import_module(SHARED)
             guard._violation(f"{importer}: your code reaches into the reference solution (engine.{attr}); "
                              "write it yourself (importing engine references from learner code is forbidden)")
         view.__getattr__ = __getattr__

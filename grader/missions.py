@@ -59,6 +59,7 @@ class Mission:
     root: Path
     checkpoints: tuple[Checkpoint, ...]
     forbid: tuple[str, ...] = ()
+    forbid_reason: str = ""   # said when the learner's package imports a module in `forbid`
     train: TrainJob | None = None
 
     @property
@@ -148,7 +149,13 @@ def load_mission(root: Path) -> Mission:
         order=f.get("order", int, check=lambda n: n >= 0),
         summary=f.get("summary", str, required=False, default=""),
         forbid=f.str_list("forbid"),
+        forbid_reason=f.get("forbid_reason", str, required=False, default=""),
     )
+    # [defaults]: what every checkpoint has unless it says otherwise (forbid_calls add up)
+    d = _Fields(f.get("defaults", dict, required=False, default={}), where + "defaults.")
+    default_timeout = float(d.get("timeout", (int, float), required=False, default=DEFAULT_TIMEOUT,
+                                  check=lambda n: n > 0, hint="seconds, > 0"))
+    default_forbid_calls = d.str_list("forbid_calls", check=lambda s: "." in s, hint="a dotted path")
 
     train = f.get("train", dict, required=False)
     if train is not None:
@@ -185,9 +192,10 @@ def load_mission(root: Path) -> Mission:
         checkpoints.append(Checkpoint(
             id=cid, title=c.get("title", str, check=str.strip), checks=checks, files=files,
             hints=c.str_list("hints"),
-            timeout=float(c.get("timeout", (int, float), required=False, default=DEFAULT_TIMEOUT,
+            timeout=float(c.get("timeout", (int, float), required=False, default=default_timeout,
                                 check=lambda n: n > 0, hint="seconds, > 0")),
-            forbid_calls=c.str_list("forbid_calls", check=lambda s: "." in s, hint="a dotted path"),
+            forbid_calls=tuple(dict.fromkeys(default_forbid_calls + c.str_list(
+                "forbid_calls", check=lambda s: "." in s, hint="a dotted path"))),
             bonus=c.get("bonus", bool, required=False, default=False),
         ))
     mission_kw["checkpoints"] = tuple(checkpoints)

@@ -255,7 +255,7 @@ def _run_child(mission, workspace, reference, todo: list[Checkpoint], seed, emit
         "reference": mission.reference, "reference_dir": str(mission.reference_dir),
         "workspace": str(workspace.root) if workspace is not None else None,
         "checks_dir": str(mission.checks_dir), "forbid": list(mission.forbid),
-        "forbid_messages": {lib: "no frameworks: numpy only" for lib in ("torch", "jax", "tensorflow")},
+        "forbid_messages": {lib: mission.forbid_reason for lib in mission.forbid if mission.forbid_reason},
         "preload": _preload(mission),
         "all_forbid_calls": sorted({p for cp in todo for p in cp.forbid_calls}),
         "limits": {"fsize": 256 << 20, "nofile": 1024,

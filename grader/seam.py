@@ -15,7 +15,7 @@ import sys
 import types
 from pathlib import Path
 
-from engine.loader import LearnerFinder
+from grader.loader import LearnerFinder
 
 from .checks import CheckFailure
 

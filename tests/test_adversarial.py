@@ -145,7 +145,7 @@ CASES = [
      "import grader.plugin as g\ng.GradePlugin._classify = lambda s, r, c: ('passed', '')\n"
      "def double(x):\n    return x * 3\n", "double", "failed", r"grading machinery", 1.0),
     ("reaches the reference through `import engine`", ADV,
-     "import engine.data\ndef double(x):\n    engine.micrograd\n    return x * 2\n", "double", "failed",
+     "import engine.shared.data\ndef double(x):\n    engine.micrograd\n    return x * 2\n", "double", "failed",
      r"reference solution \(engine\.micrograd\)", 1.0),
     ("reaches the reference through importlib.import_module('engine')", ADV,
      "import importlib\ndef double(x):\n    importlib.import_module('engine').micrograd\n    return x * 2\n",

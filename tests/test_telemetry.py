@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from engine import perf
-from engine.telemetry import MetricsWriter, parse_line, read_records
+from engine.shared import perf
+from engine.shared.telemetry import MetricsWriter, parse_line, read_records
 from lab.training import fmt
 from lab.training.summary import RunSummary
 from lab.training.tailer import LineTailer, MetricsTailer

@@ -1,4 +1,4 @@
-"""Training runs: the job child (engine.jobs), the lab side (lab.training.job), `llm-lab train
+"""Training runs: the job child (grader.train_child), the lab side (lab.training.job), `llm-lab train
 --headless`, and the Train screen following a growing metrics file."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from engine.telemetry import read_records
+from engine.shared.telemetry import read_records
 from grader import missions as M
 from grader.missions import TrainJob
 from grader.workspace import Workspace
@@ -216,7 +216,7 @@ def test_headless_ctrl_c_ends_stopped(tmp_path):
 
 def test_headless_child_killed_shows_crashed(tmp_path):
     proc, metrics = _start_headless(tmp_path)
-    (child,) = [c for c in psutil.Process(proc.pid).children() if "engine.jobs" in " ".join(c.cmdline())]
+    (child,) = [c for c in psutil.Process(proc.pid).children() if "grader.train_child" in " ".join(c.cmdline())]
     child.send_signal(signal.SIGKILL)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 1, out

@@ -4,7 +4,7 @@
     python -m engine.gpt.train --tokenizer bpe         # the bpe mission's tokenizer instead of chars
 
 `main(steps=..., metrics=...)` is what `llm-lab train gpt` calls; it writes the metrics stream
-(engine.telemetry) that the Train screen draws.
+(engine.shared.telemetry) that the Train screen draws.
 """
 from __future__ import annotations
 
@@ -182,14 +182,14 @@ def main(steps: int | None = None, metrics=None, *, tokenizer="char", model_cfg:
          device: str | None = None, sample_tokens: int = 200) -> dict:
     """Train on the shipped Shakespeare corpus and stream metrics.
 
-    steps: optimizer steps (default TrainConfig.steps). metrics: an engine.telemetry.MetricsWriter
+    steps: optimizer steps (default TrainConfig.steps). metrics: an engine.shared.telemetry.MetricsWriter
     (None: write nowhere). tokenizer: "char" (default), "bpe" (the bpe mission's Tokenizer, trained
     on the corpus first) or any object with encode/decode/vocab_size. out_dir: where ckpt.pt goes
     (default: next to the metrics file; None and no metrics file: no checkpoint). resume: continue
     from out_dir/ckpt.pt. Returns {"val_loss": ..., "step": ...}.
     """
-    from engine.data import load_text
-    from engine.telemetry import MetricsWriter
+    from engine.shared.data import load_text
+    from engine.shared.telemetry import MetricsWriter
 
     metrics = metrics if metrics is not None else MetricsWriter(None)
     tcfg = train_cfg or TrainConfig()
@@ -270,7 +270,7 @@ def _cli() -> None:
     p.add_argument("--out-dir", default=None)
     p.add_argument("--resume", action="store_true")
     args = p.parse_args()
-    from engine.telemetry import open_run
+    from engine.shared.telemetry import open_run
     writer = open_run(mission="gpt", impl="reference", path=args.metrics)
     result = main(args.steps, writer, tokenizer=args.tokenizer, out_dir=args.out_dir, resume=args.resume)
     print(f"val loss {result['val_loss']:.4f} at step {result['step']}")

@@ -86,7 +86,7 @@ def fit(X: np.ndarray, y: np.ndarray, *, steps: int = STEPS, hidden: int = HIDDE
 
 def main(steps: int = STEPS, metrics=None) -> dict:
     """Train on the bundled MNIST subset and report held-out accuracy (printed and returned)."""
-    from engine.data import load_mnist
+    from engine.shared.data import load_mnist
     X, y = load_mnist("train", scale=True)
     X_val, y_val = load_mnist("test", scale=True)
     X, X_val = X.astype(np.float64), X_val.astype(np.float64)

@@ -1,4 +1,4 @@
-"""Starting, stopping and finishing a training run (the lab's side of engine.jobs).
+"""Starting, stopping and finishing a training run (the lab's side of grader.train_child).
 
     job = TrainProcess(mission, workspace, impl="mine", steps=200)
     job.start()                 # <ws>/.llm-lab/runs/<run-id>/{metrics.jsonl, output.log}
@@ -7,7 +7,7 @@
     job.finalize()              # after it exited: the end record (written here if the child died
                                 # without one: crashed, or stopped if we were stopping it)
 
-The child runs `python -I -u -m engine.jobs ...` in a new session (its own process group, so a
+The child runs `python -I -u -m grader.train_child ...` in a new session (its own process group, so a
 Ctrl-C in the terminal does not reach it and stopping it reaches everything it spawned), with stdin
 closed, a clean environment (grader.runner.child_env) and its output in output.log. The learner's
 code runs only in that child, never in the lab. Every child still running when the lab exits is
@@ -63,7 +63,7 @@ def latest_run(workspace: Workspace, mission: Mission) -> Path | None:
 
 def end_record(metrics_path: Path) -> dict | None:
     """The run's end record, if it has one."""
-    from engine.telemetry import read_records   # lab/ imports engine/ lazily (import boundaries)
+    from engine.shared.telemetry import read_records   # lab/ imports engine/ lazily (import boundaries)
     try:
         ends = [r for r in read_records(metrics_path) if r["type"] == "end"]
     except OSError:
@@ -74,7 +74,7 @@ def end_record(metrics_path: Path) -> dict | None:
 def append_end(metrics_path: Path, status: str, message: str) -> dict:
     """Write an end record for a child that could not (killed): after a newline if the file ends
     mid-line, so that the torn line stays a malformed line the readers skip."""
-    from engine.telemetry import VERSION
+    from engine.shared.telemetry import VERSION
     record = {"v": VERSION, "type": "end", "status": status, "message": message, "time": time.time(),
               "by": "lab"}
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,7 +129,7 @@ class TrainProcess:
     # -- lifecycle ------------------------------------------------------------------------------
     def command(self) -> list[str]:
         t = self.mission.train
-        cmd = [self.python, "-I", "-u", "-m", "engine.jobs", "--mission", self.mission.id,
+        cmd = [self.python, "-I", "-u", "-m", "grader.train_child", "--mission", self.mission.id,
                "--impl", self.impl, "--package", self.mission.package, "--reference", self.mission.reference,
                "--entry", t.entry, "--steps", str(self.steps), "--metrics", str(self.metrics_path),
                "--run", self.run_id, "--cache-dir", str(self.workspace.meta / "cache")]

@@ -55,10 +55,10 @@ class LineTailer:
 
 
 class MetricsTailer(LineTailer):
-    """New records of a metrics.jsonl (engine.telemetry): malformed and partial lines skipped."""
+    """New records of a metrics.jsonl (engine.shared.telemetry): malformed and partial lines skipped."""
 
     def poll(self) -> list[dict]:
-        from engine.telemetry import parse_line   # lab/ imports engine/ lazily (import boundaries)
+        from engine.shared.telemetry import parse_line   # lab/ imports engine/ lazily (import boundaries)
         out = []
         for line in self.poll_lines():
             record = parse_line(line)

@@ -6,7 +6,7 @@ from collections import Counter
 
 import numpy as np
 
-from engine.data import text_path
+from engine.shared.data import text_path
 
 EOT = "<|endoftext|>"
 # a few scripts and symbols, so merges inside multi-byte characters happen

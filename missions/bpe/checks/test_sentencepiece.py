@@ -9,7 +9,7 @@ import io
 
 import numpy as np
 
-from engine.data import text_path
+from engine.shared.data import text_path
 from grader.checks import fail
 from grader.seam import learner
 

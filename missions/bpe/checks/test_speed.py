@@ -2,7 +2,7 @@
 import time
 
 from engine.bpe.trainer import train_bpe as ref_train
-from engine.data import text_path
+from engine.shared.data import text_path
 from grader.checks import expect, fail
 from grader.seam import learner
 

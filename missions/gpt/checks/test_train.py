@@ -7,7 +7,7 @@ import time
 import torch
 import torch.nn as nn
 
-from engine.data import text_path
+from engine.shared.data import text_path
 from engine.gpt.tokenizer import CharTokenizer
 from engine.gpt.train import TrainConfig as RefTrainConfig, get_lr as ref_get_lr
 from gpt_check_utils import configs, one_thread

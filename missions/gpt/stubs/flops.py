@@ -3,7 +3,7 @@
 """
 from __future__ import annotations
 
-from engine.perf import mfu  # noqa: F401  (tok/s · FLOPs/token / peak; the lab uses the same)
+from engine.shared.perf import mfu  # noqa: F401  (tok/s · FLOPs/token / peak; the lab uses the same)
 
 
 def flops_per_token(n_params: int, n_layer: int, n_head: int, head_dim: int, seq_len: int) -> int:
@@ -19,7 +19,7 @@ def model_flops_per_token(model) -> int:
 
 
 def device_peak_flops(device) -> float:
-    """The peak the lab uses for MFU (engine.perf): a GPU's bf16 datasheet peak, or on a CPU an fp32
+    """The peak the lab uses for MFU (engine.shared.perf): a GPU's bf16 datasheet peak, or on a CPU an fp32
     matmul probe measured once and cached."""
-    from engine.perf import peak_flops
+    from engine.shared.perf import peak_flops
     return peak_flops(str(device))

@@ -54,7 +54,7 @@ def main(steps=100, metrics=None, seed=0):
 
 
 if __name__ == "__main__":
-    from engine.telemetry import open_run
+    from engine.shared.telemetry import open_run
     with open_run(mission="micrograd") as metrics:
         history = main(metrics=metrics)
     print(f"steps: {len(history)}  final accuracy: {history[-1]:.1%}")

@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 
-from engine.data import load_mnist
+from engine.shared.data import load_mnist
 from engine.mnist_mlp.loss import softmax_cross_entropy as ref_loss
 from grader.checks import expect, expect_close, expect_type, fail
 from grader.seam import learner

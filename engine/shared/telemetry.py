@@ -14,14 +14,14 @@ and ignore keys they do not know (see `read_records`).
 
 A learner's own training script can use it too:
 
-    from engine.telemetry import open_run
+    from engine.shared.telemetry import open_run
     metrics = open_run(mission="gpt", impl="mine")      # path from $LLM_LAB_METRICS, else a no-op
     metrics.start(n_params=..., n_layer=4, ...)
     for step in ...:
         metrics.step(step, loss=loss.item(), lr=lr, tokens=B * T)
     metrics.end("done")
 
-The writer fills in what a training loop need not compute itself (see engine.perf):
+The writer fills in what a training loop need not compute itself (see engine.shared.perf):
 
     tok_s         when a step gives `tokens` but no `tok_s`: wall time between step() calls, the GPU
                   synchronised before the clock is read, warm-up steps skipped, EMA-smoothed
@@ -63,7 +63,7 @@ class MetricsWriter:
                  run: str | None = None, step_interval_s: float = STEP_INTERVAL_S,
                  peak_flops: float | Callable[[str], float] | None = None, warmup_steps: int = 2):
         """peak_flops: a number (FLOP/s) or a function of the start record's device that finds it
-        (e.g. engine.perf.peak_flops); None: only a peak_flops the start record carries is used."""
+        (e.g. engine.shared.perf.peak_flops); None: only a peak_flops the start record carries is used."""
         self.path = Path(path) if path else None
         self.mission, self.impl = mission, impl
         self.run = run or (self.path.parent.name if self.path else "")

@@ -1,6 +1,6 @@
 """The training job's child process: run a mission's train entry and stream its metrics.
 
-    python -I -u -m engine.jobs --mission micrograd --impl mine --package micrograd \\
+    python -I -u -m grader.train_child --mission micrograd --impl mine --package micrograd \\
         --reference engine.micrograd --entry train:main --steps 100 \\
         --metrics <ws>/.llm-lab/runs/<run-id>/metrics.jsonl --workspace <ws>
 
@@ -29,9 +29,9 @@ import sys
 import traceback
 from pathlib import Path
 
-from . import perf
+from engine.shared import perf
 from .loader import LearnerFinder
-from .telemetry import MetricsWriter
+from engine.shared.telemetry import MetricsWriter
 
 EXIT_DONE, EXIT_CRASHED, EXIT_STOPPED = 0, 1, 130
 
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m engine.jobs", description="Run a mission's training job.")
+    p = argparse.ArgumentParser(prog="python -m grader.train_child", description="Run a mission's training job.")
     p.add_argument("--mission", required=True)
     p.add_argument("--impl", choices=["mine", "reference"], required=True)
     p.add_argument("--package", required=True, help="the learner's package name")

@@ -1,6 +1,6 @@
 """Importing the learner's package from a workspace: only that package, always from source.
 
-Used by the grader's child (grader.seam) and the training job (engine.jobs). Not handled: packages
+Used by the grader's child (grader.seam) and the training job (grader.train_child). Not handled: packages
 spread over several folders, compiled extension modules in the workspace.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Data loaders for the missions: MNIST digits and the Shakespeare text, read through `datasets`.
 
-    from engine.data import load_mnist, load_text
+    from engine.shared.data import load_mnist, load_text
     X, y = load_mnist("train")          # X: (4000, 784) uint8, y: (4000,) int64 - the bundled subset
     X, y = load_mnist("test", full=True) # (10000, 784) from the Hugging Face hub when online, cached
     text = load_text("train")            # str, ~4.6 MB of Shakespeare
@@ -42,7 +42,7 @@ def assets_dir() -> Path:
             return path
     except (ImportError, TypeError):
         pass
-    return Path(__file__).resolve().parent.parent / "assets"
+    return Path(__file__).resolve().parent.parent.parent / "assets"
 
 
 def _say_once(key: str, message: str) -> None:
