@@ -10,7 +10,6 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .config import GPTConfig
 from .rope import apply_rope, rope_tables
@@ -54,29 +53,17 @@ class MultiHeadAttention(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.n_head, self.n_kv_head, self.head_dim = cfg.n_head, cfg.kv_heads, cfg.head_dim
-        self.fused = cfg.fused
         C = cfg.d_model
         self.q_proj = nn.Linear(C, self.n_head * self.head_dim, bias=cfg.bias)
         self.k_proj = nn.Linear(C, self.n_kv_head * self.head_dim, bias=cfg.bias)
         self.v_proj = nn.Linear(C, self.n_kv_head * self.head_dim, bias=cfg.bias)
         self.out_proj = nn.Linear(self.n_head * self.head_dim, C, bias=cfg.bias)
-        self.out_drop = nn.Dropout(cfg.dropout)
+        self.out_drop = nn.Dropout(cfg.dropout)                # on the branch output, before the add
         self.rope = cfg.pos == "rope"
         if self.rope:  # cos/sin tables for every position; not saved in the state_dict
             cos, sin = rope_tables(self.head_dim, cfg.block_size, cfg.rope_base)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
-
-    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """q, k, v = q_proj(x), k_proj(x), v_proj(x): (B, T, nh·hs), (B, T, nkv·hs), (B, T, nkv·hs)."""
-        if not self.fused:
-            return self.q_proj(x), self.k_proj(x), self.v_proj(x)
-        # engine speed path: the same three products as one matmul over the stacked weights
-        w = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])
-        b = None if self.q_proj.bias is None else torch.cat(
-            [self.q_proj.bias, self.k_proj.bias, self.v_proj.bias])
-        kv = self.n_kv_head * self.head_dim
-        return F.linear(x, w, b).split([self.n_head * self.head_dim, kv, kv], dim=-1)
 
     def split_heads(self, x: torch.Tensor, n: int) -> torch.Tensor:
         """(B, T, n·hs) -> (B, n, T, hs): the channel axis is cut into n heads of hs each."""
@@ -87,11 +74,10 @@ class MultiHeadAttention(nn.Module):
         """x: (B, T, C) -> (B, T, C). With a KV cache, x holds only the new positions."""
         B, T, C = x.shape
         start = 0 if cache is None else cache.pos                 # absolute position of x[:, 0]
-        q, k, v = self.project(x)
-        q = self.split_heads(q, self.n_head)                      # (B, nh,  T, hs)
-        k = self.split_heads(k, self.n_kv_head)                   # (B, nkv, T, hs)
-        v = self.split_heads(v, self.n_kv_head)                   # (B, nkv, T, hs)
-        if self.rope:
+        q = self.split_heads(self.q_proj(x), self.n_head)         # (B, nh,  T, hs)
+        k = self.split_heads(self.k_proj(x), self.n_kv_head)      # (B, nkv, T, hs)
+        v = self.split_heads(self.v_proj(x), self.n_kv_head)      # (B, nkv, T, hs)
+        if self.rope:                                             # rotate by ABSOLUTE positions
             cos, sin = self.rope_cos[start:start + T], self.rope_sin[start:start + T]
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None:                                     # keys/values of every position
@@ -100,9 +86,6 @@ class MultiHeadAttention(nn.Module):
             group = self.n_head // self.n_kv_head                 # contiguous group of q heads
             k = k.repeat_interleave(group, dim=1)                 # (B, nh, T_k, hs)
             v = v.repeat_interleave(group, dim=1)
-        if self.fused and cache is None:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        else:
-            y = scaled_dot_product_attention(q, k, v, causal=True)   # (B, nh, T, hs)
+        y = scaled_dot_product_attention(q, k, v, causal=True)   # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, self.n_head * self.head_dim)  # heads back
         return self.out_drop(self.out_proj(y))                    # side by side, then mix them

@@ -25,8 +25,6 @@ class GPTConfig:
     norm: str = "layernorm"      # "layernorm" or "rmsnorm"
     mlp: str = "gelu"            # "gelu": Linear-GELU-Linear; "swiglu": gated SiLU unit
     n_kv_head: int | None = None  # grouped-query attention: heads for k and v (None = n_head)
-    # -- engine only: speed for long training runs (the checks and the learner use False) ---------
-    fused: bool = False          # True: torch's fused attention and LayerNorm kernels, one qkv matmul
 
     def __post_init__(self):
         if self.d_model % self.n_head:

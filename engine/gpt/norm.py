@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 
 class LayerNorm(nn.Module):
@@ -17,15 +16,13 @@ class LayerNorm(nn.Module):
     Parameters: weight (C,) starting at 1, bias (C,) starting at 0 (None when bias=False).
     """
 
-    def __init__(self, dim: int, eps: float = 1e-5, bias: bool = True, fused: bool = False):
+    def __init__(self, dim: int, eps: float = 1e-5, bias: bool = True):
         super().__init__()
-        self.eps, self.fused = eps, fused
+        self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))
         self.bias = nn.Parameter(torch.zeros(dim)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fused:  # engine speed path: the same formula in one torch kernel
-            return F.layer_norm(x, self.weight.shape, self.weight, self.bias, self.eps)
         mean = x.mean(dim=-1, keepdim=True)                          # (..., 1)
         var = (x - mean).pow(2).mean(dim=-1, keepdim=True)           # (..., 1), biased
         y = (x - mean) * torch.rsqrt(var + self.eps) * self.weight
@@ -52,4 +49,4 @@ def make_norm(cfg) -> nn.Module:
     """The norm the config asks for, over d_model channels."""
     if cfg.norm == "rmsnorm":
         return RMSNorm(cfg.d_model, cfg.norm_eps)
-    return LayerNorm(cfg.d_model, cfg.norm_eps, bias=cfg.bias, fused=getattr(cfg, "fused", False))
+    return LayerNorm(cfg.d_model, cfg.norm_eps, bias=cfg.bias)

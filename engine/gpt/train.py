@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from .config import GPTConfig
-from .flops import device_peak_flops, mfu, model_flops_per_token
+from .flops import model_flops_per_token
 from .model import GPT
 from .sample import generate
 from .tokenizer import encode_corpus, make_tokenizer, vocab_size_of
@@ -202,7 +201,7 @@ def main(steps: int | None = None, metrics=None, *, tokenizer="char", model_cfg:
     train_data = torch.from_numpy(encode_corpus(tok, text_train)).to(device)
     val_data = torch.from_numpy(encode_corpus(tok, text_val)).to(device)
     # fused=True: the engine may use torch's fused kernels (attention, LayerNorm, one qkv matmul)
-    mcfg = replace(model_cfg or GPTConfig(fused=True), vocab_size=vocab_size_of(tok))
+    mcfg = replace(model_cfg or GPTConfig(), vocab_size=vocab_size_of(tok))
 
     torch.manual_seed(tcfg.seed)
     model = GPT(mcfg).to(device)
@@ -214,14 +213,14 @@ def main(steps: int | None = None, metrics=None, *, tokenizer="char", model_cfg:
     ckpt = Path(out_dir) / "ckpt.pt" if out_dir else None
     start = load_checkpoint(ckpt, model, optimizer, gen) if resume and ckpt and ckpt.exists() else 0
 
-    peak = device_peak_flops(device)
-    fpt = model_flops_per_token(model)
-    tokens_per_step = tcfg.batch_size * mcfg.block_size
+    # The writer derives the rest: tok/s from the wall time between steps (evaluation excluded),
+    # MFU from flops_per_token and the device's peak, and the GPU allocator's memory.
     metrics.start(n_params=model.num_params(), n_layer=mcfg.n_layer, n_head=mcfg.n_head,
-                  d_model=mcfg.d_model, block_size=mcfg.block_size, device=str(device),
-                  peak_flops=peak, flops_per_token=fpt, head_dim=mcfg.head_dim,
+                  d_model=mcfg.d_model, head_dim=mcfg.head_dim, block_size=mcfg.block_size,
+                  flops_per_token=model_flops_per_token(model), device=str(device),
                   tokenizer=str(tokenizer), vocab_size=mcfg.vocab_size,
                   start_step=start, steps=tcfg.steps)
+    tokens_per_step = tcfg.batch_size * mcfg.block_size
     result = {"val_loss": float("nan"), "step": start}
 
     def evaluate(step: int) -> None:
@@ -237,25 +236,10 @@ def main(steps: int | None = None, metrics=None, *, tokenizer="char", model_cfg:
         if ckpt is not None:
             save_checkpoint(ckpt, model, optimizer, step, gen)      # step = the next step to run
 
-    t_last = time.perf_counter()
-
     def on_step(step: int, loss: float) -> None:
-        nonlocal t_last
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        now = time.perf_counter()
-        dt, t_last = now - t_last, now
-        tok_s = tokens_per_step / dt
-        extra = {}
-        if device.type == "cuda":
-            extra = dict(mem_alloc=torch.cuda.memory_allocated(device),
-                         mem_peak=torch.cuda.max_memory_allocated(device),
-                         mem_reserved=torch.cuda.memory_reserved(device))
-        metrics.step(step, loss, lr=get_lr(step, tcfg), tokens=tokens_per_step, dt_ms=dt * 1e3,
-                     tok_s=tok_s, mfu=mfu(tok_s, fpt, peak), **extra)
+        metrics.step(step, loss, lr=get_lr(step, tcfg), tokens=tokens_per_step)
         if (step + 1) % tcfg.eval_every == 0 or step + 1 == tcfg.steps:
             evaluate(step + 1)
-            t_last = time.perf_counter()           # evaluation time is not training time
 
     train(model, optimizer, train_data, tcfg, start_step=start, generator=gen, on_step=on_step)
     metrics.end("done", f"val loss {result['val_loss']:.4f} after {result['step']} steps")
@@ -270,8 +254,11 @@ def _cli() -> None:
     p.add_argument("--out-dir", default=None)
     p.add_argument("--resume", action="store_true")
     args = p.parse_args()
-    from engine.shared.telemetry import open_run
-    writer = open_run(mission="gpt", impl="reference", path=args.metrics)
+    from engine.shared.perf import peak_flops
+    from engine.shared.telemetry import METRICS_ENV, MetricsWriter
+    path = args.metrics or os.environ.get(METRICS_ENV)
+    impl = "reference" if (__package__ or "").startswith("engine.") else "mine"
+    writer = MetricsWriter(path, mission="gpt", impl=impl, peak_flops=peak_flops if path else None)
     result = main(args.steps, writer, tokenizer=args.tokenizer, out_dir=args.out_dir, resume=args.resume)
     print(f"val loss {result['val_loss']:.4f} at step {result['step']}")
 

@@ -12,7 +12,7 @@ def flops_per_token(n_params: int, n_layer: int, n_head: int, head_dim: int, seq
 
 
 def model_flops_per_token(model) -> int:
-    """flops_per_token for a GPT, counting N without the position table. Complete."""
+    """flops_per_token for a GPT, counting N without the position table (a lookup, not a matmul)."""
     cfg = model.cfg
     return flops_per_token(model.num_params(non_embedding=True), cfg.n_layer, cfg.n_head,
                            cfg.head_dim, cfg.block_size)

@@ -35,8 +35,7 @@ class GPT(nn.Module):
         raise NotImplementedError("GPT.__init__: see brief.md, section 5 (The model)")
 
     def num_params(self, non_embedding: bool = False) -> int:
-        """Parameter count (the tied head counted once). non_embedding drops the position table.
-        Complete."""
+        """Parameter count (the tied head counted once). non_embedding drops the position table."""
         n = sum(p.numel() for p in self.parameters())
         if non_embedding and self.cfg.pos == "learned":
             n -= self.pos_emb.weight.numel()

@@ -36,7 +36,7 @@ class RMSNorm(nn.Module):
 
 
 def make_norm(cfg) -> nn.Module:
-    """The norm the config asks for, over d_model channels. Complete."""
+    """The norm the config asks for, over d_model channels."""
     if cfg.norm == "rmsnorm":
         return RMSNorm(cfg.d_model, cfg.norm_eps)
     return LayerNorm(cfg.d_model, cfg.norm_eps, bias=cfg.bias)
