@@ -32,8 +32,6 @@ def main(argv: list[str]) -> int:
             n = _write(_fd, data)
             data = data[n:]
 
-    emit({"type": "hello", "pid": os.getpid()})
-
     for name in config.get("preload", []):  # e.g. torch: imported before learner code
         __import__(name)
     import pytest  # noqa: F401  (before learner code)
@@ -51,6 +49,9 @@ def main(argv: list[str]) -> int:
     guard.preinstall(config.get("all_forbid_calls", []))  # before learner code binds names
     apply_memory_limit(config.get("limits", {}).get("memory", 0))
 
+    if config["mode"] == "learner":
+        _import_first(config, emit, guard)
+
     ini = os.path.join(config["private_dir"], "pytest.ini")
     with open(ini, "w") as f:
         f.write("[pytest]\n")
@@ -66,12 +67,29 @@ def main(argv: list[str]) -> int:
             pytest.main(args, plugins=[plugin])
         finally:
             guard.remove_call_tripwires()
-        emit({"type": "checkpoint_end", "checkpoint": cp["id"], "count": plugin.collected,
-              "reported": len(plugin.reported)})
+        emit({"type": "checkpoint_end", "checkpoint": cp["id"]})
     emit({"type": "end", "checkpoints": len(config["checkpoints"])})
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)  # skip interpreter teardown: learner atexit hooks and finalizers cannot change anything
+
+
+def _import_first(config: dict, emit, guard) -> None:
+    """Import the learner's modules for these checkpoints once, up front, under the parent's import
+    limit: a module that never finishes importing then costs one short wait, not every checkpoint's
+    limit. Errors are left for the checks to report (the failed import is retried there)."""
+    import importlib
+    emit({"type": "import_begin"})
+    for name in [config["package"]] + [f"{config['package']}.{m}" for m in config.get("import_first", [])]:
+        seen = len(guard.violations)
+        try:
+            importlib.import_module(name)
+        except BaseException:  # noqa: BLE001 - reported by the checks, with the learner's line
+            sys.modules.pop(name, None)
+        if len(guard.violations) > seen:  # imported anyway (the error was swallowed): import it again in
+            sys.modules.pop(name, None)   # the check that needs it, where the violation is reported
+    guard.violations.clear()
+    emit({"type": "import_end"})
 
 
 if __name__ == "__main__":

@@ -31,13 +31,11 @@ def _reference_packages() -> list[str]:
 
 
 class Guard:
-    def __init__(self, *, learner_package: str, forbid_modules: list[str], forbid_messages: dict | None = None,
-                 learner_roots: list[str] | None = None):
+    def __init__(self, *, learner_package: str, forbid_modules: list[str], forbid_messages: dict | None = None):
         self.pkg = learner_package
         self.forbid = list(forbid_modules)
         self.messages = forbid_messages or {}
         self.references = [r for r in _reference_packages() if r != learner_package]
-        self.learner_roots = learner_roots or []
         self.violations: list[str] = []
         self._armed: set[str] = set()
         self._installed: dict[str, tuple[object, str, object]] = {}

@@ -57,8 +57,7 @@ class GradePlugin:
 
     def pytest_collection_finish(self, session):
         self.collected = len(session.items)
-        self.emit({"type": "collected", "checkpoint": self.checkpoint, "count": self.collected,
-                   "tests": [i.nodeid for i in session.items]})
+        self.emit({"type": "collected", "checkpoint": self.checkpoint, "count": self.collected})
 
     # -- outcomes -------------------------------------------------------------------------------
     @pytest.hookimpl(hookwrapper=True)

@@ -1,154 +1,39 @@
-"""Grade a mission: run its hidden checks in a child process and collect one result per checkpoint.
+"""Grade a mission: its hidden checks run in sandboxed children, one result per checkpoint.
 
-Process model (see DESIGN.md): the child (grader.child) starts in a new session, stdin closed, a
-clean environment and `python -I`; results come back only through a pipe this process created, each
-record carrying the run's nonce; the child ends with an end marker. The child's stdout/stderr are
-drained into a bounded log (head and tail kept) and never parsed.
+    mission data -> a sandboxed child (grader.sandbox) running grader.child -> records on the results
+    channel (grader.channel) -> CheckpointResult / GradeRun (grader.results) -> reports (grader.report)
 
-A checkpoint that runs past its time limit has the child's whole process group killed and reads
-`timeout`; a child that dies without its end marker leaves the checkpoint it was in `crashed`
-(whatever its exit code). Either way a fresh child grades the checkpoints still to come.
+Time limits, all enforced here: the child has STARTUP_LIMIT to start; in learner mode its package
+must import within IMPORT_LIMIT (else every checkpoint still to grade reads `timeout` at once); each
+checkpoint has its own limit; and the child as a whole has the sum of them, which no record extends.
+On a timeout the child and every descendant are killed; a child that dies without its end marker
+leaves the checkpoint it was in `crashed` (or `oom`, `timeout` from the signal), and a fresh child
+grades the checkpoints still to come. See docs/architecture.md for the process model.
 """
 from __future__ import annotations
 
 import json
 import os
 import secrets
-import select
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict
 from typing import Callable
 
+from . import tamper
+from .channel import Channel
 from .missions import Checkpoint, Mission
+from .results import STATUSES, CheckpointResult, GradeRun, aggregate, short_name
+from .sandbox import MEMORY_BUDGET, LogDrain, Sandbox, clean_env, death_reason, has_gpu, python_argv
 from .state import LAST_WRITTEN
 from .workspace import Workspace
 
-STATUSES = ("passed", "failed", "not_implemented", "error", "timeout", "crashed", "oom", "skipped")
+STARTUP_LIMIT = 90.0   # seconds for a child to start (imports) before it imports learner code
+IMPORT_LIMIT = 30.0    # seconds for the learner's package to import (scaled like checkpoint limits)
 TAMPERED = ("the grader's check files were modified while grading (by code under test?); they were "
             "restored — grade again")
-STARTUP_TIMEOUT = 90.0     # seconds for a child to start (imports) before its first checkpoint begins
-LOG_HEAD, LOG_TAIL = 4_000, 16_000
-MEMORY_BUDGET = 6 << 30    # address space a CPU child may add after its imports (bytes)
 
 Event = Callable[[str, dict], None]   # on_event(kind, data): "log", "begin", "result", "checkpoint"
-
-
-@dataclass
-class CheckpointResult:
-    mission: str
-    checkpoint: str
-    title: str
-    status: str
-    message: str = ""
-    duration: float = 0.0
-    tests: list[dict] = field(default_factory=list)
-    bonus: bool = False
-
-    @property
-    def passed(self) -> bool:
-        return self.status == "passed"
-
-
-@dataclass
-class GradeRun:
-    mission: str
-    mode: str                 # "learner" | "reference"
-    seed: int
-    results: list[CheckpointResult]
-    duration: float
-    log: str = ""
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """Every required checkpoint passed (bonus checkpoints are optional for the learner)."""
-        return all(r.passed or r.bonus for r in self.results)
-
-    def to_dict(self) -> dict:
-        return {**{k: v for k, v in asdict(self).items() if k != "results"},
-                "results": [asdict(r) for r in self.results]}
-
-
-def aggregate(tests: list[dict]) -> tuple[str, str]:
-    """A checkpoint's status and message from its tests' results."""
-    if not tests:
-        return "error", "no checks ran for this checkpoint"
-    for status in ("oom", "failed", "error", "not_implemented"):
-        bad = [t for t in tests if t["status"] == status]
-        if bad:
-            first = bad[0]
-            more = f" (+{len(bad) - 1} more)" if len(bad) > 1 else ""
-            return status, f"{_short(first['test'])}: {first['message']}{more}"
-    if all(t["status"] == "skipped" for t in tests):
-        return "skipped", tests[0]["message"]
-    skipped = [t for t in tests if t["status"] == "skipped"]
-    note = f"{len(skipped)} check(s) skipped: {skipped[0]['message']}" if skipped else ""
-    return "passed", note
-
-
-def _short(nodeid: str) -> str:
-    return nodeid.split("::", 1)[-1] if "::" in nodeid else Path(nodeid).name
-
-
-class _LogDrain(threading.Thread):
-    """Reads the child's stdout+stderr, keeping the first LOG_HEAD and last LOG_TAIL characters."""
-
-    def __init__(self, stream, on_line: Callable[[str], None] | None):
-        super().__init__(daemon=True)
-        self.stream, self.on_line = stream, on_line
-        self.head, self.tail, self.dropped = "", "", 0
-
-    def run(self) -> None:
-        for raw in iter(lambda: self.stream.readline(8192), b""):
-            line = raw.decode("utf-8", "replace")
-            if len(self.head) < LOG_HEAD:
-                self.head += line
-            else:
-                self.tail += line
-                if len(self.tail) > 2 * LOG_TAIL:
-                    self.dropped += len(self.tail) - LOG_TAIL
-                    self.tail = self.tail[-LOG_TAIL:]
-            if self.on_line is not None:
-                self.on_line(line.rstrip("\n")[:500])
-
-    def text(self) -> str:
-        tail = self.tail[-LOG_TAIL:]
-        cut = self.dropped + max(0, len(self.tail) - LOG_TAIL)
-        return self.head + (f"\n… [{cut} characters of output cut] …\n" if cut else "") + tail
-
-
-def child_env(private_dir: str, threads: int | None = None) -> dict:
-    """A clean environment: only what Python, the libraries and the checks need."""
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "HF_HOME", "HF_DATASETS_CACHE", "CUDA_VISIBLE_DEVICES",
-            "LD_LIBRARY_PATH", "TRITON_INTERPRET", "TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR", "VIRTUAL_ENV")
-    env = {k: os.environ[k] for k in keep if k in os.environ}
-    env.setdefault("LANG", "C.UTF-8")
-    env.update(TMPDIR=private_dir, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", HF_HUB_OFFLINE="1",
-               HF_DATASETS_OFFLINE="1",
-               OMP_NUM_THREADS=str(threads or os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1),
-               MPLBACKEND="Agg", PYTHONIOENCODING="utf-8", TOKENIZERS_PARALLELISM="false")
-    return env
-
-
-def _preload(mission: Mission) -> list[str]:
-    """Heavy libraries the checks use, imported in the child before any learner code."""
-    wanted = []
-    text = "".join(p.read_text(errors="replace") for p in mission.checks_dir.glob("*.py"))
-    for lib in ("numpy", "torch"):
-        if f"import {lib}" in text or f"from {lib}" in text:
-            wanted.append(lib)
-    return wanted
-
-
-def _has_gpu() -> bool:
-    return bool(shutil.which("nvidia-smi")) and os.environ.get("CUDA_VISIBLE_DEVICES", "x") != ""
 
 
 def grade(mission: Mission, workspace: Workspace | None, *, reference: bool = False,
@@ -159,76 +44,19 @@ def grade(mission: Mission, workspace: Workspace | None, *, reference: bool = Fa
 
     Setting `cancel` stops the grade within half a second: the children are killed, and the run
     returned holds only the checkpoints that had finished."""
-    emit = on_event or (lambda kind, data: None)
     selected = [mission.checkpoint(c) for c in checkpoints] if checkpoints else list(mission.checkpoints)
-    seed = seed if seed is not None else secrets.randbelow(2**31)
-    started = time.monotonic()
-    results: dict[str, CheckpointResult] = {}
-    warnings: list[str] = []
-    logs: list[str] = []
-    checks_before = _snapshot(mission.checks_dir.glob("*.py"))
-    state_before = _snapshot([workspace.state.path]) if workspace is not None else {}
-    written_at_start = LAST_WRITTEN.get(str(workspace.state.path)) if workspace is not None else None
-    tamper_lock = threading.Lock()
-
-    def verify() -> str | None:
-        """Undo what code under test did to the hidden checks or state.json; say what it was."""
-        with tamper_lock:
-            if _restore(checks_before, also_new_in=mission.checks_dir):
-                warnings.append("the check files were modified during grading; they were restored")
-                return "checks"
-            if workspace is not None:
-                path = workspace.state.path
-                with workspace.state._locked():
-                    # the last legitimate content: what this process (the lab) saved during the grade,
-                    # else what was there before it began
-                    ours = LAST_WRITTEN.get(str(path))
-                    target = ours if ours is not None and ours != written_at_start else state_before[path]
-                    if _restore({path: target}):
-                        warnings.append("state.json was modified during grading (by code under test?); "
-                                        "it was restored")
-            return None
-
-    outer_emit = emit
-
-    def emit(kind: str, data: dict) -> None:
-        # Before a result leaves the grader (the lab saves results as they arrive), make sure the
-        # run that produced it did not rewrite the checks or the progress file.
-        if kind == "checkpoint" and verify() == "checks":
-            r = results[data["checkpoint"]]
-            r.status, r.message = "error", TAMPERED
-            data = asdict(r)
-        outer_emit(kind, data)
-
-    def run_group(group: list[Checkpoint]) -> None:
-        remaining = list(group)
-        while remaining and not (cancel is not None and cancel.is_set()):
-            _run_child(mission, workspace, reference, remaining, seed, emit, results, warnings, logs,
-                       timeout_scale, threads, cancel)
-            remaining = [cp for cp in remaining if cp.id not in results]
-
+    g = _Grade(mission, workspace, reference=reference,
+               seed=seed if seed is not None else secrets.randbelow(2**31),
+               on_event=on_event, timeout_scale=timeout_scale, cancel=cancel)
     groups = _split(selected, parallel if parallel is not None else min(2, os.cpu_count() or 1))
     threads = max(1, (os.cpu_count() or 1) // len(groups))   # torch threads per child: no oversubscription
-    workers = [threading.Thread(target=run_group, args=(g,), daemon=True) for g in groups[1:]]
+    workers = [threading.Thread(target=g.run_group, args=(grp, threads), daemon=True) for grp in groups[1:]]
     for w in workers:
         w.start()
-    run_group(groups[0])
+    g.run_group(groups[0], threads)
     for w in workers:
         w.join()
-    if verify() == "checks" or any("check files were modified" in w for w in warnings):
-        # the hidden checks were rewritten while they ran: no result of this run can be trusted
-        for r in results.values():
-            r.status, r.message = "error", TAMPERED
-    cancelled = cancel is not None and cancel.is_set()
-    for cp in selected:  # never let a checkpoint vanish from the verdict
-        if cp.id not in results and not cancelled:
-            results[cp.id] = CheckpointResult(mission=mission.id, checkpoint=cp.id, title=cp.title,
-                                              status="error", message="the grader could not run this "
-                                              "checkpoint (see the log)", bonus=cp.bonus)
-    ordered = [results[cp.id] for cp in selected if cp.id in results]
-    return GradeRun(mission=mission.id, mode="reference" if reference else "learner", seed=seed,
-                    results=ordered, duration=round(time.monotonic() - started, 3),
-                    log="\n".join(logs), warnings=warnings)
+    return g.finish(selected)
 
 
 def _split(selected: list[Checkpoint], parallel: int) -> list[list[Checkpoint]]:
@@ -242,235 +70,260 @@ def _split(selected: list[Checkpoint], parallel: int) -> list[list[Checkpoint]]:
     return [[cp for cp in selected if cp is not slowest], [slowest]]
 
 
-def _run_child(mission, workspace, reference, todo: list[Checkpoint], seed, emit, results, warnings,
-               logs, timeout_scale, threads: int | None = None, cancel: threading.Event | None = None) -> bool:
-    private_dir = tempfile.mkdtemp(prefix="llm-lab-grade-")
-    os.chmod(private_dir, 0o700)
-    read_fd, write_fd = os.pipe()
-    nonce = secrets.token_hex(16)
-    total_timeout = sum(cp.timeout for cp in todo) * timeout_scale
-    config = {
-        "nonce": nonce, "result_fd": write_fd, "seed": seed, "private_dir": private_dir,
-        "mode": "reference" if reference else "learner", "package": mission.package,
-        "reference": mission.reference, "reference_dir": str(mission.reference_dir),
-        "workspace": str(workspace.root) if workspace is not None else None,
-        "checks_dir": str(mission.checks_dir), "forbid": list(mission.forbid),
-        "forbid_messages": {lib: mission.forbid_reason for lib in mission.forbid if mission.forbid_reason},
-        "preload": _preload(mission),
-        "all_forbid_calls": sorted({p for cp in todo for p in cp.forbid_calls}),
-        "limits": {"fsize": 256 << 20, "nofile": 1024,
-                   "cpu": int((total_timeout * 2 + 60) * max(1, threads or os.cpu_count() or 1)),
-                   "memory": 0 if _has_gpu() else MEMORY_BUDGET},
-        "checkpoints": [{"id": cp.id, "forbid_calls": list(cp.forbid_calls),
-                         "nodeids": [str(mission.checks_dir / n) for n in cp.checks]} for cp in todo],
-    }
-    config_path = os.path.join(private_dir, "config.json")
-    with open(config_path, "w") as f:
-        json.dump(config, f)
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-I", "-B", "-m", "grader.child", config_path],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            env=child_env(private_dir, threads), cwd=private_dir, pass_fds=(write_fd,), start_new_session=True,
-        )
-    except OSError as e:
-        os.close(read_fd)
-        shutil.rmtree(private_dir, ignore_errors=True)
-        warnings.append(f"could not start the grading process: {e}")
-        _finish(mission, todo[0], "error", f"could not start the grading process: {e}", time.monotonic(),
-                [], results, emit)
-        return False
-    finally:
-        os.close(write_fd)
-    drain = _LogDrain(proc.stdout, lambda line: emit("log", {"line": line}))
-    drain.start()
+class _Grade:
+    """The state of one grade shared by its children: results, warnings, logs, tamper watch."""
 
-    by_id = {cp.id: cp for cp in todo}
-    current: Checkpoint | None = None
-    tests: dict[str, list[dict]] = {}
-    expected: dict[str, int] = {}
-    begun_at = 0.0
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    buffer = b""
-    ended = False
-    killed_for: str | None = None
-    try:
-        while True:
-            timeout = max(0.0, deadline - time.monotonic())
-            ready, _, _ = select.select([read_fd], [], [], min(timeout, 0.5))
-            if cancel is not None and cancel.is_set():
-                killed_for = "cancel"
-                _kill_group(proc)
-                break
-            if not ready:
-                if time.monotonic() >= deadline:
-                    killed_for = "timeout"
-                    _kill_group(proc)
-                    break
-                continue
-            chunk = os.read(read_fd, 65536)
-            if not chunk:
-                break  # pipe closed: the child exited (or closed it)
-            buffer += chunk
-            if len(buffer) > 64 << 20:
-                warnings.append("the results channel overflowed; the child was stopped")
-                _kill_group(proc)
-                break
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                record = _parse(line, nonce)
-                if record is None:
-                    if line.strip():
-                        warnings.append("ignored a record on the results channel without this run's nonce")
-                    continue
-                kind = record.get("type")
-                if kind == "begin" and record.get("checkpoint") in by_id:
-                    current = by_id[record["checkpoint"]]
-                    begun_at = time.monotonic()
-                    deadline = begun_at + current.timeout * timeout_scale
-                    tests[current.id] = []
-                    emit("begin", {"checkpoint": current.id})
-                elif kind == "collected" and current is not None:
-                    expected[current.id] = int(record.get("count", 0))
-                elif kind == "result" and current is not None and record.get("checkpoint") == current.id:
-                    t = {k: record.get(k) for k in ("test", "status", "message", "duration", "output")}
-                    if t["status"] not in STATUSES:
-                        continue
-                    tests[current.id].append(t)
-                    emit("result", {"checkpoint": current.id, **t})
-                    # the log a learner reads: one line per check, then what their code printed
-                    note = f" — {t['message'].splitlines()[0][:300]}" if t["message"] else ""
-                    emit("log", {"line": f"{current.id} · {_short(t['test'])}: {t['status']}{note}"})
-                    for out_line in (t["output"] or "").splitlines()[:40]:
-                        emit("log", {"line": f"    │ {out_line[:300]}"})
-                elif kind == "checkpoint_end" and current is not None and record.get("checkpoint") == current.id:
-                    got = tests[current.id]
-                    if expected.get(current.id) == 0 and got:
-                        status, message = aggregate(got)   # the check file itself failed to load
-                    elif len(got) != expected.get(current.id, -1):
-                        status, message = "crashed", (f"the checks reported {len(got)} of "
-                                                      f"{expected.get(current.id, '?')} results")
-                    else:
-                        status, message = aggregate(got)
-                    _finish(mission, current, status, message, begun_at, got, results, emit)
-                    current = None
-                    deadline = time.monotonic() + STARTUP_TIMEOUT
-                elif kind == "end":
-                    ended = True
-            if ended:
-                break
-    finally:
-        os.close(read_fd)
-        if proc.poll() is None:
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                _kill_group(proc)
-        _kill_group(proc)  # leftovers the learner code may have spawned in the group
-        drain.join(timeout=2)
-        logs.append(drain.text())
-        shutil.rmtree(private_dir, ignore_errors=True)
+    def __init__(self, mission, workspace, *, reference, seed, on_event, timeout_scale, cancel):
+        self.mission, self.workspace, self.reference, self.seed = mission, workspace, reference, seed
+        self.timeout_scale, self.cancel = timeout_scale, cancel
+        self.outer_emit = on_event or (lambda kind, data: None)
+        self.started = time.monotonic()
+        self.results: dict[str, CheckpointResult] = {}
+        self.warnings: list[str] = []
+        self.logs: list[str] = []
+        self.lock = threading.Lock()
+        self.checks_before = tamper.snapshot(mission.checks_dir.glob("*.py"))
+        self.roots = tamper.install_roots(mission.root, mission.reference_dir)
+        self.install_before = tamper.fingerprint(self.roots)
+        self.state_path = workspace.state.path if workspace is not None else None
+        self.state_before = tamper.snapshot([self.state_path]) if self.state_path else {}
+        self.written_at_start = LAST_WRITTEN.get(str(self.state_path)) if self.state_path else None
+        self.checks_tampered = False
 
-    if ended:
-        return True
-    if killed_for == "cancel":
-        return False
-    # The child stopped early: blame the checkpoint it was in (or the first one if none had begun).
-    victim = current or next((cp for cp in todo if cp.id not in results), None)
-    if victim is None:
-        return False
-    got = tests.get(victim.id, [])
-    if killed_for == "timeout":
-        limit = victim.timeout * timeout_scale if current else STARTUP_TIMEOUT
-        status, message = "timeout", f"stopped after {limit:g} s (time limit); an infinite loop, or much too slow?"
-    else:
-        status, message = _death_reason(proc.returncode, drain.text())
-    _finish(mission, victim, status, message, begun_at or time.monotonic(), got, results, emit)
-    return False
+    def cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
+
+    # -- results leave through here ---------------------------------------------------------------
+    def emit(self, kind: str, data: dict) -> None:
+        self.outer_emit(kind, data)
+
+    def finish_checkpoint(self, cp: Checkpoint, status: str, message: str, begun_at: float,
+                          tests: list[dict]) -> None:
+        """Record a checkpoint's result; before it leaves the grader (the lab saves results as they
+        arrive), make sure the run that produced it did not rewrite the checks or the progress file."""
+        if self.verify():
+            status, message = "error", TAMPERED
+        r = CheckpointResult(mission=self.mission.id, checkpoint=cp.id, title=cp.title, status=status,
+                             message=message, duration=round(time.monotonic() - begun_at, 3), tests=tests,
+                             bonus=cp.bonus)
+        with self.lock:
+            self.results[cp.id] = r
+        self.emit("checkpoint", asdict(r))
+
+    def verify(self) -> bool:
+        """Undo what code under test did to the hidden checks or state.json; True if the checks changed."""
+        with self.lock:
+            if tamper.restore(self.checks_before, also_new_in=self.mission.checks_dir):
+                self.checks_tampered = True
+                self.warnings.append("the check files were modified during grading; they were restored")
+            if self.state_path is not None:
+                with self.workspace.state._locked():
+                    # the last legitimate content: what this process (the lab) saved during the grade,
+                    # else what was there before it began
+                    ours = LAST_WRITTEN.get(str(self.state_path))
+                    target = ours if ours is not None and ours != self.written_at_start \
+                        else self.state_before[self.state_path]
+                    if tamper.restore({self.state_path: target}):
+                        self.warnings.append("state.json was modified during grading (by code under test?); "
+                                             "it was restored")
+            return self.checks_tampered
+
+    # -- children -----------------------------------------------------------------------------------
+    def run_group(self, group: list[Checkpoint], threads: int) -> None:
+        remaining = list(group)
+        while remaining and not self.cancelled():
+            _Child(self, remaining, threads).run()
+            remaining = [cp for cp in remaining if cp.id not in self.results]
+
+    def finish(self, selected: list[Checkpoint]) -> GradeRun:
+        if self.verify():  # the hidden checks were rewritten while they ran: trust no result of this run
+            for r in self.results.values():
+                r.status, r.message = "error", TAMPERED
+        problems, planted = tamper.check_install(self.install_before, self.roots)
+        self.warnings.extend(problems)
+        if planted:   # code the grader or the next grade runs was replaced: no verdict stands
+            for r in self.results.values():
+                r.status, r.message = "error", f"the install was modified during grading: {problems[0]}"
+        for cp in selected:  # never let a checkpoint vanish from the verdict
+            if cp.id not in self.results and not self.cancelled():
+                self.results[cp.id] = CheckpointResult(
+                    mission=self.mission.id, checkpoint=cp.id, title=cp.title, status="error",
+                    message="the grader could not run this checkpoint (see the log)", bonus=cp.bonus)
+        return GradeRun(mission=self.mission.id, mode="reference" if self.reference else "learner",
+                        seed=self.seed, results=[self.results[cp.id] for cp in selected if cp.id in self.results],
+                        duration=round(time.monotonic() - self.started, 3), log="\n".join(self.logs),
+                        warnings=list(dict.fromkeys(self.warnings)))
 
 
-def _read(path: Path) -> bytes | None:
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        return None
+class _Child:
+    """One grading child for `todo` (in order): start it, follow its records, blame its death."""
 
+    def __init__(self, grade: _Grade, todo: list[Checkpoint], threads: int):
+        self.g, self.todo, self.threads = grade, todo, threads
+        self.by_id = {cp.id: cp for cp in todo}
+        self.current: Checkpoint | None = None
+        self.phase = "startup"          # startup -> import -> checks
+        self.tests: dict[str, list[dict]] = {}
+        self.expected: dict[str, int] = {}
+        self.begun_at = time.monotonic()
+        scale = grade.timeout_scale
+        self.deadline = time.monotonic() + STARTUP_LIMIT
+        self.hard_deadline = time.monotonic() + STARTUP_LIMIT + IMPORT_LIMIT * scale \
+            + sum(cp.timeout for cp in todo) * scale
+        self.ended = False
+        self.killed_for: str | None = None
 
-def _snapshot(paths) -> dict[Path, bytes | None]:
-    snap = {}
-    for p in paths:
+    def config(self, sandbox: Sandbox, nonce: str, write_fd: int) -> dict:
+        g, m = self.g, self.g.mission
+        total = sum(cp.timeout for cp in self.todo) * g.timeout_scale
+        files = sorted({f for cp in self.todo for f in cp.files})
+        return {
+            "nonce": nonce, "result_fd": write_fd, "seed": g.seed, "private_dir": sandbox.private_dir,
+            "mode": "reference" if g.reference else "learner", "package": m.package,
+            "reference": m.reference, "reference_dir": str(m.reference_dir),
+            "workspace": str(g.workspace.root) if g.workspace is not None else None,
+            "checks_dir": str(m.checks_dir), "forbid": list(m.forbid),
+            "forbid_messages": {lib: m.forbid_reason for lib in m.forbid if m.forbid_reason},
+            "preload": _preload(m), "import_first": [f.removesuffix(".py") for f in files],
+            "all_forbid_calls": sorted({p for cp in self.todo for p in cp.forbid_calls}),
+            "limits": {"fsize": 256 << 20, "nofile": 1024,
+                       "cpu": int((total * 2 + 60) * max(1, self.threads)),
+                       "memory": 0 if has_gpu() else MEMORY_BUDGET},
+            "checkpoints": [{"id": cp.id, "forbid_calls": list(cp.forbid_calls),
+                             "nodeids": [str(m.checks_dir / n) for n in cp.checks]} for cp in self.todo],
+        }
+
+    def run(self) -> None:
+        sandbox = Sandbox(prefix="llm-lab-grade-")
+        read_fd, write_fd = os.pipe()
+        nonce = secrets.token_hex(16)
+        config_path = os.path.join(sandbox.private_dir, "config.json")
+        with open(config_path, "w") as f:
+            json.dump(self.config(sandbox, nonce, write_fd), f)
+        channel = Channel(read_fd, nonce)
         try:
-            snap[Path(p)] = Path(p).read_bytes()
-        except FileNotFoundError:
-            snap[Path(p)] = None
-    return snap
-
-
-def _restore(snapshot: dict[Path, bytes | None], also_new_in: Path | None = None) -> bool:
-    """Put files back as they were (and remove new *.py files in `also_new_in`); True if any changed."""
-    changed = False
-    if also_new_in is not None:
-        for extra in set(also_new_in.glob("*.py")) - set(snapshot):
-            extra.unlink(missing_ok=True)
-            changed = True
-    for path, content in snapshot.items():
+            proc = sandbox.start(python_argv(sandbox.private_dir, "grader.child", config_path),
+                                 env=clean_env(sandbox.private_dir, self.threads), pass_fds=(write_fd,))
+        except OSError as e:
+            channel.close()
+            sandbox.close(grace=0)
+            self.g.warnings.append(f"could not start the grading process: {e}")
+            self.g.finish_checkpoint(self.todo[0], "error", f"could not start the grading process: {e}",
+                                     time.monotonic(), [])
+            return
+        finally:
+            os.close(write_fd)
+        drain = LogDrain(proc.stdout, lambda line: self.g.emit("log", {"line": line}))
+        drain.start()
         try:
-            now = path.read_bytes()
-        except FileNotFoundError:
-            now = None
-        if now != content:
-            changed = True
-            if content is None:
-                path.unlink(missing_ok=True)
+            self.follow(channel, sandbox)
+        finally:
+            channel.close()
+            sandbox.close()
+            drain.join(timeout=2)
+            with self.g.lock:
+                self.g.logs.append(drain.text())
+                self.g.warnings.extend(channel.warnings())
+        if not self.ended and self.killed_for != "cancel":
+            self.blame(proc.returncode, drain.text())
+
+    def follow(self, channel: Channel, sandbox: Sandbox) -> None:
+        while not self.ended:
+            now = time.monotonic()
+            if self.g.cancelled():
+                self.killed_for = "cancel"
+            elif now >= min(self.deadline, self.hard_deadline):
+                self.killed_for = "timeout"
+            if self.killed_for:
+                sandbox.kill()
+                return
+            records = channel.read(min(0.5, min(self.deadline, self.hard_deadline) - now))
+            if records is None:
+                return   # the pipe closed: the child exited (or closed it)
+            for record in records:
+                self.handle(record)
+
+    def handle(self, record: dict) -> None:
+        kind, cid = record.get("type"), record.get("checkpoint")
+        scale = self.g.timeout_scale
+        if kind == "import_begin" and self.phase == "startup":
+            self.phase, self.deadline = "import", time.monotonic() + IMPORT_LIMIT * scale
+        elif kind == "begin" and cid in self.by_id and cid not in self.tests:
+            self.phase, self.current = "checks", self.by_id[cid]
+            self.begun_at = time.monotonic()
+            self.deadline = self.begun_at + self.current.timeout * scale
+            self.tests[cid] = []
+            self.g.emit("begin", {"checkpoint": cid})
+        elif self.current is None or cid != self.current.id:
+            if kind == "end":
+                self.ended = True
+        elif kind == "collected":
+            self.expected[cid] = _int(record.get("count"))
+        elif kind == "result":
+            self.result(record)
+        elif kind == "checkpoint_end":
+            got = self.tests[cid]
+            if self.expected.get(cid) == 0 and got:
+                status, message = aggregate(got)   # the check file itself failed to load
+            elif len(got) != self.expected.get(cid, -1):
+                status, message = "crashed", (f"the checks reported {len(got)} of "
+                                              f"{self.expected.get(cid, '?')} results")
             else:
-                tmp = path.with_name(path.name + ".restore.tmp")
-                tmp.write_bytes(content)
-                os.replace(tmp, path)
-    return changed
+                status, message = aggregate(got)
+            self.g.finish_checkpoint(self.current, status, message, self.begun_at, got)
+            self.current = None
+            self.deadline = time.monotonic() + STARTUP_LIMIT
+
+    def result(self, record: dict) -> None:
+        t = {k: record.get(k) for k in ("test", "status", "message", "duration", "output")}
+        if t["status"] not in STATUSES or not all(type(t[k]) is str for k in ("test", "message", "output")):
+            return
+        cid = self.current.id
+        self.tests[cid].append(t)
+        self.g.emit("result", {"checkpoint": cid, **t})
+        # the log a learner reads: one line per check, then what their code printed
+        note = f" — {t['message'].splitlines()[0][:300]}" if t["message"] else ""
+        self.g.emit("log", {"line": f"{cid} · {short_name(t['test'])}: {t['status']}{note}"})
+        for out_line in t["output"].splitlines()[:40]:
+            self.g.emit("log", {"line": f"    │ {out_line[:300]}"})
+
+    def blame(self, code: int | None, log: str) -> None:
+        """The child stopped early: blame the checkpoint it was in, or, if the learner's package never
+        finished importing, every checkpoint still to grade."""
+        scale = self.g.timeout_scale
+        if self.phase == "import" and self.killed_for == "timeout":
+            message = (f"your package did not finish importing within {IMPORT_LIMIT * scale:g} s: an infinite "
+                       "loop or a long computation at module level (outside any function)?")
+            for cp in self.todo:
+                if cp.id not in self.g.results:
+                    self.g.finish_checkpoint(cp, "timeout", message, time.monotonic(), [])
+            return
+        victim = self.current or next((cp for cp in self.todo if cp.id not in self.g.results), None)
+        if victim is None:
+            return
+        if self.killed_for == "timeout":
+            if self.current is None:
+                limit = f"{STARTUP_LIMIT:g} s (start-up limit)"
+            elif time.monotonic() >= self.hard_deadline:
+                limit = "the grade's total time limit"
+            else:
+                limit = f"{victim.timeout * scale:g} s (time limit)"
+            status, message = "timeout", f"stopped after {limit}; an infinite loop, or much too slow?"
+        else:
+            status, message = death_reason(code, log)
+        self.g.finish_checkpoint(victim, status, message, self.begun_at, self.tests.get(victim.id, []))
 
 
-def _finish(mission, cp, status, message, begun_at, tests, results, emit) -> None:
-    results[cp.id] = CheckpointResult(mission=mission.id, checkpoint=cp.id, title=cp.title, status=status,
-                                      message=message, duration=round(time.monotonic() - begun_at, 3),
-                                      tests=tests, bonus=cp.bonus)
-    emit("checkpoint", asdict(results[cp.id]))
+def _int(x) -> int:
+    return x if type(x) is int else -1
 
 
-def _death_reason(code: int | None, log: str) -> tuple[str, str]:
-    tail = log.strip().splitlines()[-1][:300] if log.strip() else ""
-    if code is not None and code < 0:
-        sig = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
-        if sig == "SIGSEGV":
-            return "crashed", "the process crashed with a segmentation fault (SIGSEGV)"
-        if sig == "SIGXCPU":
-            return "timeout", "stopped: CPU time limit exceeded"
-        if sig == "SIGKILL":
-            return "oom", "the process was killed (SIGKILL), most likely for using too much memory"
-        if sig == "SIGXFSZ":
-            return "crashed", "stopped: wrote a file larger than the limit"
-        return "crashed", f"the process was killed by {sig}"
-    if "MemoryError" in log:
-        return "oom", "MemoryError: ran out of memory"
-    return "crashed", (f"the process exited (code {code}) before the checks finished: os._exit/sys.exit "
-                       f"in learner code?" + (f" Last output: {tail}" if tail else ""))
+def _preload(mission: Mission) -> list[str]:
+    """Heavy libraries the checks use, imported in the child before any learner code."""
+    text = "".join(p.read_text(errors="replace") for p in mission.checks_dir.glob("*.py"))
+    return [lib for lib in ("numpy", "torch") if f"import {lib}" in text or f"from {lib}" in text]
 
 
-def _parse(line: bytes, nonce: str) -> dict | None:
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(record, dict) or record.get("nonce") != nonce:
-        return None
-    return record
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        pass
+def child_env(private_dir: str, threads: int | None = None) -> dict:
+    """Kept for lab.training until it starts its job through grader.sandbox."""
+    return clean_env(private_dir, threads)

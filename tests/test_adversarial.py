@@ -216,10 +216,10 @@ def test_state_file_edits_by_learner_code_change_nothing(tmp_path):
 
 
 def test_check_files_rewritten_by_learner_code_are_restored(tmp_path):
-    source = ("import sys, pathlib\nfor m in list(sys.modules.values()):\n"
-              "    f = getattr(m, '__file__', '') or ''\n    if f.endswith('test_ops.py'):\n"
-              "        pathlib.Path(f).write_text('def test_double():\\n    pass\\ndef test_total():\\n    pass\\n')\n"
-              "def double(x):\n    return x * 3\ndef total(xs):\n    return 0.0\n")
+    source = ("import sys, pathlib\ndef double(x):\n    for m in list(sys.modules.values()):\n"
+              "        f = getattr(m, '__file__', '') or ''\n        if f.endswith('test_ops.py'):\n"
+              "            pathlib.Path(f).write_text('def test_double():\\n    pass\\ndef test_total():\\n    pass\\n')\n"
+              "    return x * 3\ndef total(xs):\n    return 0.0\n")
     original = (ADV.checks_dir / "test_ops.py").read_bytes()
     ws = make_ws(tmp_path, ADV, source)
     result = grade(ADV, ws)
