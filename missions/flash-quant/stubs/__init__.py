@@ -1,0 +1,1 @@
+"""Your flash-quant package: fast attention and cheap weights (see brief.md)."""
