@@ -18,11 +18,22 @@ MAX_BUFFER = 1 << 20      # bytes waiting for a newline
 
 
 def _depth_ok(raw: bytes) -> bool:
-    """Nesting of brackets at most MAX_DEPTH, counted before json.loads can recurse (strings included:
-    an over-count only drops the line)."""
-    depth = 0
+    """Nesting of arrays/objects at most MAX_DEPTH, counted before json.loads can recurse (brackets
+    inside strings do not count: a check's captured output may hold any text)."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
+        return True
+    depth, in_string, escaped = 0, False, False
     for b in raw:
-        if b in (0x5B, 0x7B):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif b == 0x5C:      # backslash
+                escaped = True
+            elif b == 0x22:      # closing quote
+                in_string = False
+        elif b == 0x22:
+            in_string = True
+        elif b in (0x5B, 0x7B):
             depth += 1
             if depth > MAX_DEPTH:
                 return False

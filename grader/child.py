@@ -59,7 +59,7 @@ def main(argv: list[str]) -> int:
         emit({"type": "begin", "checkpoint": cp["id"]})
         guard.install_call_tripwires(cp.get("forbid_calls", []))
         plugin = GradePlugin(emit, seed=config["seed"], checkpoint=cp["id"], learner_roots=learner_roots,
-                             guard=guard)
+                             guard=guard, checks_dir=config["checks_dir"])
         args = [*cp["nodeids"], "-c", ini, "--rootdir", config["checks_dir"], "--noconftest",
                 "-p", "no:cacheprovider", "-p", "no:stepwise", "-p", "no:terminal", "-o", "addopts=",
                 "-W", "ignore::DeprecationWarning"]

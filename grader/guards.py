@@ -1,33 +1,54 @@
-"""Run-time tripwires inside the grading child.
+"""Run-time guards inside the grading child.
 
-- Import guard: an `import` (or importlib.import_module) *made by a learner module* of a forbidden
-  module raises ForbiddenAPI with the mission's message ("no frameworks: numpy only"). Forbidden for
-  every mission: the reference packages of all missions (engine.micrograd, engine.gpt, ...). Shared
-  infrastructure (engine.shared) stays importable.
+- Import guard: an import *made by a learner module* of a forbidden module raises ForbiddenAPI with
+  the mission's message ("no frameworks: numpy only"), whatever the form: `import x`, `from x import
+  y`, `__import__(name)` with or without globals, importlib.import_module, importlib.__import__.
+  The rule for engine/ is one line: learner code may import engine.shared, never anything else
+  under engine/ (the references of every mission).
+- Reference files: an audit hook refuses to open any file of the references while learner code is
+  on the stack (exec(open(...).read()), importlib.util.spec_from_file_location, ...), and the
+  learner finder (grader.loader) refuses workspace files that are links to installed files.
 - Call tripwires: a checkpoint can forbid calls such as torch.nn.functional.scaled_dot_product_attention;
   the attribute is replaced by a wrapper (before any learner import, so `from x import f` binds the
   wrapper) that raises when learner code is on the call stack while that checkpoint runs.
 Every violation is also recorded, so learner code that swallows the exception still fails.
+Call tripwires live in grader.tripwires.
 Not handled: learner code that reaches a forbidden function through ctypes or by reading the
 original object out of a closure; this is a guard against shortcuts, not a sandbox.
 """
 from __future__ import annotations
 
 import builtins
-import functools
 import importlib
+import os
 import sys
 import types
+from pathlib import Path
 
 from .missions import load_all
 from .plugin import ForbiddenAPI
+from .tripwires import Tripwires
 
 GRADING_INTERNALS = {"grader", "pytest", "_pytest", "pluggy"}
 SHARED = "engine.shared"   # the one part of engine/ learner code may import; every other part is a reference
 
 
+ENGINE = Path(__file__).resolve().parent.parent / "engine"
+
+
 def _reference_packages() -> list[str]:
     return [m.reference for m in load_all()[0]]
+
+
+def reference_file(path: str, own: str = "") -> bool:
+    """`path` (after links) is a file of a reference package: under engine/ but neither in
+    engine/shared/ nor in `own` (the package being graded, in --reference mode)."""
+    real = Path(os.path.realpath(path))
+    try:
+        rel = real.relative_to(ENGINE)
+    except ValueError:
+        return False
+    return len(rel.parts) > 1 and rel.parts[0] not in ("shared", "__pycache__", own)
 
 
 class Guard:
@@ -37,8 +58,8 @@ class Guard:
         self.messages = forbid_messages or {}
         self.references = [r for r in _reference_packages() if r != learner_package]
         self.violations: list[str] = []
-        self._armed: set[str] = set()
-        self._installed: dict[str, tuple[object, str, object]] = {}
+        self._auditing = False
+        self.tripwires = Tripwires(self)
 
     # -- imports ------------------------------------------------------------------------------
     def _is_learner(self, module_name: str | None) -> bool:
@@ -64,36 +85,78 @@ class Guard:
         self.violations.append(message)
         raise ForbiddenAPI(message)
 
+    def _caller(self, depth: int = 2) -> str | None:
+        return sys._getframe(depth).f_globals.get("__name__")
+
+    def _check(self, importer: str | None, name: str, fromlist=()) -> None:
+        if not self._is_learner(importer):
+            return
+        for full in (name, *(f"{name}.{item}" for item in (fromlist or ()) if item != "*")):
+            reason = self._forbidden_reason(full)
+            if reason:
+                self._violation(f"{importer}: {reason}")
+
     def install_import_guard(self) -> None:
-        original_import = builtins.__import__
-        original_import_module = importlib.import_module
+        """Guard every import statement and function, and every open of a reference file."""
+        original_import, original_import_module = builtins.__import__, importlib.import_module
+        original_bootstrap_import = importlib.__import__
         guard = self
 
-        def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
-            if level == 0 and globals is not None and guard._is_learner(globals.get("__name__")):
-                for full in (name, *(f"{name}.{item}" for item in (fromlist or ()) if item != "*")):
-                    reason = guard._forbidden_reason(full)
-                    if reason:
-                        guard._violation(f"{globals.get('__name__')}: {reason}")
-                module = original_import(name, globals, locals, fromlist, level)
-                if name.split(".")[0] == "engine" and getattr(module, "__name__", "") == "engine":
-                    return guard._engine_view(globals.get("__name__"))  # `import engine.shared.data` binds `engine`
-                return module
-            return original_import(name, globals, locals, fromlist, level)
+        def guarded(original):
+            def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
+                if level == 0 and type(name) is str:
+                    importer = (globals.get("__name__") if type(globals) is dict else None) or guard._caller()
+                    if guard._is_learner(importer):
+                        guard._check(importer, name, fromlist)
+                        module = original(name, globals, locals, fromlist, level)
+                        if name.split(".")[0] == "engine" and getattr(module, "__name__", "") == "engine":
+                            return guard._engine_view(importer)  # `import engine.shared.data` binds `engine`
+                        return module
+                return original(name, globals, locals, fromlist, level)
+            return guarded_import
 
-        @functools.wraps(original_import_module)
         def guarded_import_module(name, package=None):
-            caller = sys._getframe(1).f_globals.get("__name__")
-            if guard._is_learner(caller) and not name.startswith("."):
-                reason = guard._forbidden_reason(name)
-                if reason:
-                    guard._violation(f"{caller}: {reason}")
+            importer = guard._caller()
+            if guard._is_learner(importer) and type(name) is str and not name.startswith("."):
+                guard._check(importer, name)
                 if name == "engine":
-                    return guard._engine_view(caller)
+                    return guard._engine_view(importer)
             return original_import_module(name, package)
 
-        builtins.__import__ = guarded_import
+        guarded_import_module.__name__ = guarded_import_module.__qualname__ = "import_module"
+        builtins.__import__ = guarded(original_import)
+        importlib.__import__ = guarded(original_bootstrap_import)
         importlib.import_module = guarded_import_module
+        sys.addaudithook(self._audit)
+
+    def _audit(self, event: str, args: tuple) -> None:
+        """Refuse to open a reference file (or a link to one) while learner code is on the stack."""
+        if event != "open" or not args or type(args[0]) not in (str, bytes):
+            return
+        if self._auditing or not self._learner_on_stack(depth=1):
+            return
+        self._auditing = True   # the checks below open nothing, but stay safe from re-entry
+        try:
+            path = args[0] if type(args[0]) is str else args[0].decode(errors="replace")
+            if reference_file(path, own=self.pkg.split('.')[1] if self.pkg.startswith('engine.') else ''):
+                self._violation(f"{self._learner_frame_name()}: your code reads the reference solution's files "
+                                f"({path}); write it yourself")
+        finally:
+            self._auditing = False
+
+    def _learner_frame_name(self) -> str:
+        frame = sys._getframe(1)
+        while frame is not None and not self._is_learner(frame.f_globals.get("__name__")):
+            frame = frame.f_back
+        return frame.f_globals.get("__name__") if frame is not None else self.pkg
+
+    def _learner_on_stack(self, depth: int = 2) -> bool:
+        frame = sys._getframe(depth)
+        while frame is not None:
+            if self._is_learner(frame.f_globals.get("__name__")):
+                return True
+            frame = frame.f_back
+        return False
 
     def _engine_view(self, importer: str):
         """What learner code sees as `engine`: the shared infrastructure and nothing else."""
@@ -108,70 +171,13 @@ class Guard:
         view.__getattr__ = __getattr__
         return view
 
-    # -- calls --------------------------------------------------------------------------------
-    def _learner_on_stack(self) -> bool:
-        frame = sys._getframe(2)
-        while frame is not None:
-            if self._is_learner(frame.f_globals.get("__name__")):
-                return True
-            frame = frame.f_back
-        return False
+
+    # -- calls: see grader.tripwires ----------------------------------------------------------------
+    def preinstall(self, dotted_paths: list[str]) -> None:
+        self.tripwires.preinstall(dotted_paths)
 
     def install_call_tripwires(self, dotted_paths: list[str]) -> None:
-        """Arm the tripwires for the checkpoint about to run (installing any not yet installed)."""
-        for path in dotted_paths:
-            if path not in self._installed:
-                self._install_one(path)
-            self._armed.add(path)
+        self.tripwires.arm(dotted_paths)
 
     def remove_call_tripwires(self) -> None:
-        self._armed.clear()
-
-    def preinstall(self, dotted_paths: list[str]) -> None:
-        for path in dotted_paths:
-            if path not in self._installed:
-                self._install_one(path)
-
-    def _install_one(self, path: str) -> None:
-        parts = path.split(".")
-        for i in range(len(parts) - 1, 0, -1):
-            try:
-                owner = importlib.import_module(".".join(parts[:i]))
-            except ImportError:
-                continue
-            for attr in parts[i:-1]:
-                owner = getattr(owner, attr)
-            break
-        else:
-            return  # library not installed: nothing to guard
-        name = parts[-1]
-        original = getattr(owner, name, None)
-        if original is None:
-            return
-        guard = self
-        message = (f"{path.rsplit('.', 1)[-1]} is off limits in this checkpoint: the point is to write it "
-                   f"yourself ({path})")
-        if isinstance(original, type):
-            def __init__(self_, *args, **kwargs):
-                if path in guard._armed and guard._learner_on_stack():
-                    guard._violation(message)
-                original.__init__(self_, *args, **kwargs)
-            wrapper = type(original.__name__, (original,), {"__init__": __init__, "__module__": original.__module__})
-        else:
-            @functools.wraps(original)
-            def wrapper(*args, **kwargs):
-                if path in guard._armed and guard._learner_on_stack():
-                    guard._violation(message)
-                return original(*args, **kwargs)
-        setattr(owner, name, wrapper)
-        self._installed[path] = (owner, name, original)
-        # the same object under other names in the library (torch._C._nn.scaled_dot_product_attention,
-        # torch.nn.modules.activation.MultiheadAttention, ...) gets the same wrapper
-        top = parts[0] + "."
-        for mod_name, mod in list(sys.modules.items()):
-            if mod is not owner and (mod_name + ".").startswith(top):
-                try:
-                    if getattr(mod, name, None) is original:
-                        setattr(mod, name, wrapper)
-                except Exception:  # exotic modules may refuse attribute access
-                    continue
+        self.tripwires.disarm()

@@ -57,6 +57,9 @@ def learner(name: str) -> types.ModuleType:
         raise LearnerFileMissing(f"{_config['package']}/{name}.py is missing from your workspace "
                                  f"({path}); `llm-lab init` restores missing stubs")
     module = importlib.import_module(full)
+    if type(module) is not types.ModuleType:
+        raise CheckFailure(f"{_config['package']}/{name}.py replaced its own module object (its class is "
+                           f"{type(module).__name__}); the grader accepts only plain modules. Remove the trick.")
     if "__getattr__" in vars(module):
         raise CheckFailure(f"{_config['package']}/{name}.py defines a module-level __getattr__; "
                            "the grader does not accept modules that answer every attribute. Remove it.")

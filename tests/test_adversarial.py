@@ -7,6 +7,7 @@ Zero false passes: no case here may come out `passed` unless it is the honest co
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import textwrap
@@ -153,6 +154,44 @@ CASES = [
     ("forbidden call through an alias: torch._C._nn", ADV_TORCH,
      "import torch\ndef softmax(t):\n    return torch._C._nn.softmax(t, -1) if hasattr(torch._C._nn, 'softmax') "
      "else torch.nn.functional.softmax(t, dim=-1)\n", "softmax", "failed", r"off limits", 1.0),
+    # every import path to the reference and to forbidden libraries
+    ("__import__ of the reference without globals", ADV,
+     "def double(x):\n    __import__('engine.micrograd.value')\n    return x * 2\n", "double", "failed",
+     r"reference solution", 1.0),
+    ("importlib.__import__ of the reference", ADV,
+     "import importlib\ndef double(x):\n    importlib.__import__('engine.micrograd.value')\n    return x * 2\n",
+     "double", "failed", r"reference solution", 1.0),
+    ("exec of the reference's source", ADV,
+     "import pathlib, engine.shared\nREF = pathlib.Path(engine.shared.__file__).parents[1] / 'micrograd' / 'value.py'\n"
+     "def double(x):\n    exec(open(REF).read(), {})\n    return x * 2\n", "double", "failed",
+     r"reads the reference solution's files", 1.0),
+    ("the reference loaded from its file path", ADV,
+     "import importlib.util, pathlib, engine.shared\n"
+     "REF = pathlib.Path(engine.shared.__file__).parents[1] / 'micrograd' / 'value.py'\n"
+     "def double(x):\n    spec = importlib.util.spec_from_file_location('v', REF)\n"
+     "    spec.loader.exec_module(importlib.util.module_from_spec(spec))\n    return x * 2\n", "double", "failed",
+     r"reads the reference solution's files", 1.0),
+    ("torch in the numpy-only mission through __import__", ADV,
+     "def double(x):\n    __import__('torch')\n    return x * 2\n", "double", "failed", r"numpy only", 1.0),
+    # tripwires expose no original and cover operator packets
+    ("tripwire's __wrapped__", ADV_TORCH,
+     "import torch.nn.functional as F\ndef softmax(t):\n    return F.softmax.__wrapped__(t, dim=-1)\n", "softmax",
+     "error", r"__wrapped__", 1.0),
+    ("forbidden aten operator", ADV_TORCH,
+     "import torch\ndef softmax(t):\n    return torch.ops.aten._softmax(t, -1, False)\n", "softmax", "failed",
+     r"off limits", 1.0),
+    ("forbidden aten overload .default", ADV_TORCH,
+     "import torch\ndef softmax(t):\n    return torch.ops.aten._softmax.default(t, -1, False)\n", "softmax",
+     "failed", r"off limits", 1.0),
+    # the seam and skips
+    ("module whose class is swapped", ADV,
+     "import sys, types\nclass M(types.ModuleType):\n    def __getattr__(self, n):\n        return lambda *a: a[0] * 2\n"
+     "sys.modules[__name__].__class__ = M\n", "double", "failed", r"plain modules", 1.0),
+    ("SkipTest compiled under a check's file name", ADV,
+     "import pathlib, engine.shared\nCHECK = str(pathlib.Path(engine.shared.__file__).parents[2] / 'tests' / 'fixtures' / "
+     "'missions' / 'adv' / 'checks' / 'test_ops.py')\n"
+     "def double(x):\n    exec(compile('import unittest\\nraise unittest.SkipTest(\"needs a GPU\")', CHECK, 'exec'))\n",
+     "double", "failed", r"may not skip a check", 1.0),
     ("wrong dtype tensor", ADV_TORCH, "import torch\ndef row_sums(t):\n    return t.sum(dim=1).double()\n", "rows",
      "failed", r"expected dtype torch\.float32, got torch\.float64", 1.0),
 ]
@@ -309,3 +348,136 @@ def test_lab_saves_during_a_grade_survive_a_tampering_checkpoint(tmp_path):
     saved = ws.state.read()["missions"]["adv"]["checkpoints"]
     assert saved["double"]["status"] == "passed" and saved["total"]["status"] == "passed"
     assert any("state.json" in w for w in result.warnings)
+
+
+# -- links into the install ------------------------------------------------------------------------
+REFERENCE_VALUE = Path(__file__).resolve().parents[1] / "engine" / "micrograd" / "value.py"
+
+
+def test_workspace_file_symlinked_to_the_reference_is_refused(tmp_path):
+    ws = make_ws(tmp_path, ADV, GOOD_OPS)
+    target = ws.package_dir(ADV) / "ops.py"
+    target.unlink()
+    target.symlink_to(REFERENCE_VALUE)
+    r = grade(ADV, ws, checkpoints=["double"]).results[0]
+    assert r.status == "error" and re.search(r"ops\.py in your workspace leads into the installed project", r.message), r
+
+
+def test_workspace_file_hard_linked_to_an_installed_file_is_refused():
+    # a hard link needs the same file system as the install: the workspace lives beside it, briefly
+    import shutil
+    import tempfile
+    root = Path(tempfile.mkdtemp(dir=REFERENCE_VALUE.parents[2], prefix=".adv-hardlink-"))
+    try:
+        ws = make_ws(root, ADV, GOOD_OPS)
+        target = ws.package_dir(ADV) / "ops.py"
+        target.unlink()
+        os.link(REFERENCE_VALUE, target)
+        r = grade(ADV, ws, checkpoints=["double"]).results[0]
+        assert r.status == "error" and "hard link to a file of the installed project" in r.message, r
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# -- the install is never changed by a grade ---------------------------------------------------------
+def test_planted_bytecode_in_the_install_is_deleted_and_voids_the_grade(tmp_path):
+    target = Path(__file__).resolve().parents[1] / "grader" / "__pycache__" / "ci.cpython-311.pyc"
+    source = ("import importlib.util, marshal, pathlib, sys\n"
+              f"PYC = pathlib.Path({str(target)!r})\n"
+              "def double(x):\n"
+              "    src = PYC.parent.parent / 'ci.py'\n"
+              "    code = compile(src.read_text() + '\\nPLANTED = True\\n', str(src), 'exec')\n"
+              "    st = src.stat()\n"
+              "    head = importlib.util.MAGIC_NUMBER + (0).to_bytes(4, 'little') + "
+              "int(st.st_mtime).to_bytes(4, 'little') + (st.st_size & 0xFFFFFFFF).to_bytes(4, 'little')\n"
+              "    PYC.parent.mkdir(exist_ok=True)\n"
+              "    PYC.write_bytes(head + marshal.dumps(code))\n"
+              "    return x * 2\n")
+    result, r, _ = run(tmp_path, ADV, source, "double")
+    if target.exists():   # Python may write an honest cache later; never the planted one
+        import marshal
+        assert "PLANTED" not in marshal.loads(target.read_bytes()[16:]).co_names
+    assert r.status == "error" and "bytecode cache that does not match its source" in r.message, r
+    assert any("grader/__pycache__/ci.cpython-311.pyc" in w for w in result.warnings), result.warnings
+
+
+def test_grading_children_keep_caches_private(tmp_path):
+    before = {p for p in (Path(__file__).resolve().parents[1] / "engine").rglob("*.pyc")}
+    result, r, _ = run(tmp_path, ADV, "import engine.shared.data\n" + GOOD_OPS, "double")
+    after = {p for p in (Path(__file__).resolve().parents[1] / "engine").rglob("*.pyc")}
+    assert r.status == "passed", r
+    assert after - before == set(), sorted(after - before)
+
+
+# -- hangs and crashes of the grader itself ----------------------------------------------------------
+def test_a_package_that_never_imports_fails_every_checkpoint_at_once(tmp_path):
+    ws = make_ws(tmp_path, ADV, "while True:\n    pass\n")
+    t0 = time.monotonic()
+    result = grade(ADV, ws, timeout_scale=0.1, parallel=1)   # import limit 3 s; checkpoints 2 s each
+    elapsed = time.monotonic() - t0
+    assert [r.status for r in result.results] == ["timeout", "timeout"], result.results
+    assert all("did not finish importing" in r.message for r in result.results)
+    assert elapsed < 20, elapsed   # one wait, not one per checkpoint
+
+
+def test_nested_and_foreign_records_cannot_crash_or_bloat_the_grader(tmp_path):
+    source = ("import os\ndef double(x):\n    deep = b'[' * 200000 + b']' * 200000 + b'\\n'\n"
+              "    junk = b'{\"type\": \"result\", \"status\": \"passed\"}\\n' * 200000\n"
+              "    for fd in range(3, 64):\n        try:\n            os.write(fd, deep)\n"
+              "            os.write(fd, junk)\n        except OSError:\n            pass\n    return x * 3\n")
+    result, r, _ = run(tmp_path, ADV, source, "double")
+    assert r.status == "failed", (r.status, r.message)
+    assert len(json.dumps(result.to_dict())) < 200_000
+    assert sum("without this run's nonce" in w for w in result.warnings) <= 1, result.warnings
+
+
+def _wait_dead(pid: int, seconds: float) -> bool:
+    import psutil
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_grandchild_that_leaves_the_process_group_is_killed(tmp_path):
+    pidfile = tmp_path / "pid"
+    source = ("import os, subprocess\ndef double(x):\n"
+              "    p = subprocess.Popen(['sleep', '300'], start_new_session=True)\n"
+              f"    open({str(pidfile)!r}, 'w').write(str(p.pid))\n    return x * 2\n")
+    run(tmp_path, ADV, source, "double")
+    assert _wait_dead(int(pidfile.read_text()), 5), "a setsid grandchild outlived grading"
+
+
+def test_killing_llm_lab_kills_the_grade(tmp_path):
+    import subprocess
+    import sys
+    pidfile = tmp_path / "pid"
+    ws = make_ws(tmp_path, ADV, "import os\ndef double(x):\n"
+                 f"    open({str(pidfile)!r}, 'w').write(str(os.getpid()))\n    while True:\n        pass\n")
+    script = ("import sys; from grader.runner import grade; from grader.missions import load_mission; "
+              "from grader.workspace import Workspace; from pathlib import Path; "
+              f"grade(load_mission(Path({str(FIXTURES / 'adv')!r})), Workspace(Path({str(ws.root)!r})), "
+              "checkpoints=['double'])")
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1])
+    deadline = time.monotonic() + 60
+    while not pidfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pidfile.exists(), "the grade never started"
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    assert _wait_dead(int(pidfile.read_text()), 5), "the grading child outlived llm-lab"
+
+
+def test_no_temp_folder_outlives_a_grade(tmp_path):
+    import tempfile
+    def ours():
+        return {p.name for p in Path(tempfile.gettempdir()).glob("llm-lab-grade-*")}
+    before = ours()
+    run(tmp_path, ADV, "def double(x):\n    while True:\n        pass\n", "double", timeout_scale=0.1)
+    run(tmp_path / "b", ADV, "import os\ndef double(x):\n    os._exit(3)\n", "double")
+    assert ours() - before == set()
