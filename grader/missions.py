@@ -172,32 +172,12 @@ def load_mission(root: Path) -> Mission:
     for i, raw in enumerate(raw_cps):
         if not isinstance(raw, dict):
             raise f.err(f"checkpoints[{i}]", "must be a table")
-        c = _Fields(raw, f"{where}checkpoints[{i}].")
-        cid = c.get("id", str, check=lambda s: re.match(r"^[a-z][a-z0-9_-]*$", s),
-                    hint="lowercase letters, digits, '-' and '_'")
-        if cid in seen:
-            raise c.err("id", f"duplicate checkpoint id {cid!r}")
-        seen.add(cid)
-        checks = c.str_list("checks", required=True)
-        if not checks:
-            raise c.err("checks", "must name at least one check file")
-        for j, node in enumerate(checks):
-            file_part = node.split("::", 1)[0]
-            if "/" in file_part or ".." in file_part or not (root / "checks" / file_part).is_file():
-                raise c.err(f"checks[{j}]", f"no such check file missions/{mid}/checks/{file_part}")
-        files = c.str_list("files")
-        for j, name in enumerate(files):
-            if ".." in name or not (root / "stubs" / name).is_file():
-                raise c.err(f"files[{j}]", f"no such stub missions/{mid}/stubs/{name}")
-        checkpoints.append(Checkpoint(
-            id=cid, title=c.get("title", str, check=str.strip), checks=checks, files=files,
-            hints=c.str_list("hints"),
-            timeout=float(c.get("timeout", (int, float), required=False, default=default_timeout,
-                                check=lambda n: n > 0, hint="seconds, > 0")),
-            forbid_calls=tuple(dict.fromkeys(default_forbid_calls + c.str_list(
-                "forbid_calls", check=lambda s: "." in s, hint="a dotted path"))),
-            bonus=c.get("bonus", bool, required=False, default=False),
-        ))
+        cp = _load_checkpoint(_Fields(raw, f"{where}checkpoints[{i}]."), root, mid,
+                              default_timeout, default_forbid_calls)
+        if cp.id in seen:
+            raise MissionError(f"{where}checkpoints[{i}].id: duplicate checkpoint id {cp.id!r}")
+        seen.add(cp.id)
+        checkpoints.append(cp)
     mission_kw["checkpoints"] = tuple(checkpoints)
 
     if not (root / "brief.md").is_file():
@@ -205,6 +185,32 @@ def load_mission(root: Path) -> Mission:
     if not (root / "stubs").is_dir():
         raise MissionError(f"{_display(root / 'stubs')}: folder is missing")
     return Mission(**mission_kw)
+
+
+def _load_checkpoint(c: _Fields, root: Path, mid: str, default_timeout: float,
+                     default_forbid_calls: tuple[str, ...]) -> Checkpoint:
+    cid = c.get("id", str, check=lambda s: re.match(r"^[a-z][a-z0-9_-]*$", s),
+                hint="lowercase letters, digits, '-' and '_'")
+    checks = c.str_list("checks", required=True)
+    if not checks:
+        raise c.err("checks", "must name at least one check file")
+    for j, node in enumerate(checks):
+        file_part = node.split("::", 1)[0]
+        if "/" in file_part or ".." in file_part or not (root / "checks" / file_part).is_file():
+            raise c.err(f"checks[{j}]", f"no such check file missions/{mid}/checks/{file_part}")
+    files = c.str_list("files")
+    for j, name in enumerate(files):
+        if ".." in name or not (root / "stubs" / name).is_file():
+            raise c.err(f"files[{j}]", f"no such stub missions/{mid}/stubs/{name}")
+    return Checkpoint(
+        id=cid, title=c.get("title", str, check=str.strip), checks=checks, files=files,
+        hints=c.str_list("hints"),
+        timeout=float(c.get("timeout", (int, float), required=False, default=default_timeout,
+                            check=lambda n: n > 0, hint="seconds, > 0")),
+        forbid_calls=tuple(dict.fromkeys(default_forbid_calls + c.str_list(
+            "forbid_calls", check=lambda s: "." in s, hint="a dotted path"))),
+        bonus=c.get("bonus", bool, required=False, default=False),
+    )
 
 
 def _display(path: Path) -> str:
