@@ -14,7 +14,7 @@ source; impl "reference" imports engine.<package>. The entry is called as
     crashed   any other exception: its type, message and the last line of learner code; exit code 1
 
 Only SIGKILL (or a power cut) leaves no end record; the lab writes `crashed` for it then
-(lab.training.job). This module imports neither lab/ nor grader/ (see DESIGN.md).
+(lab.training.job). It imports nothing of lab/ (see docs/architecture.md).
 Not handled: entries that spawn their own worker processes and do not stop them on
 KeyboardInterrupt (the lab kills the whole process group after a grace period anyway).
 """

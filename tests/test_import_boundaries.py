@@ -1,9 +1,10 @@
-"""Who may import whom (DESIGN.md, "Parts and who may import whom"), checked on the source:
+"""Who may import whom (docs/architecture.md, "Parts and who may import whom"), checked on the source:
 
 - lab/ never imports torch, numpy or engine at module level (start-up stays light; the heavy work
   happens in child processes or behind a lazy import inside a function);
-- grader/ never imports lab/ (anywhere);
-- engine/ never imports lab/ or grader/ (anywhere).
+- grader/ never imports lab/ (anywhere); its keeper imports only the standard library;
+- engine/ never imports lab/ or grader/ (anywhere); engine/shared/ never imports a reference;
+- the stubs a learner starts from import nothing of engine/ but engine.shared.
 """
 from __future__ import annotations
 
@@ -102,10 +103,48 @@ def test_engine_never_imports_lab_or_grader():
     assert offenders("engine", {"lab", "grader"}, module_level_only=False) == []
 
 
-@pytest.mark.parametrize("module", ["lab.cli", "lab.app", "lab.screens.mission", "lab.grading"])
-def test_importing_the_lab_loads_no_torch(module):
-    """The same at run time, in a fresh interpreter (other tests' imports cannot leak in)."""
-    code = (f"import sys, json; import {module}; "
+def _engine_imports(path: Path) -> list[tuple[int, str]]:
+    """Dotted absolute imports of engine.* in a file (all of them, at any depth)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names if a.name.split(".")[0] == "engine"]
+        elif isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] == "engine":
+            found += [(node.lineno, f"{node.module}.{a.name}" if node.module == "engine" else node.module)
+                      for a in node.names]
+    return found
+
+
+def _shared(name: str) -> bool:
+    return name == "engine.shared" or name.startswith("engine.shared.")
+
+
+def test_shared_infrastructure_never_imports_a_reference():
+    bad = [f"{p.relative_to(REPO)}:{line} imports {name}" for p in sources("engine/shared")
+           for line, name in _engine_imports(p) if not _shared(name)]
+    assert bad == []
+
+
+def test_stubs_import_nothing_of_engine_but_shared():
+    stubs = sorted((REPO / "missions").glob("*/stubs/**/*.py"))
+    assert stubs, "no stubs found"
+    bad = [f"{p.relative_to(REPO)}:{line} imports {name}" for p in stubs
+           for line, name in _engine_imports(p) if not _shared(name)]
+    assert bad == []
+
+
+def test_the_keeper_imports_only_the_standard_library():
+    names = {n for _, n in all_imports(REPO / "grader" / "keeper.py")}
+    assert names <= set(sys.stdlib_module_names) | {"__future__"}, names - set(sys.stdlib_module_names)
+
+
+def test_importing_the_lab_loads_no_torch():
+    """The same at run time, in a fresh interpreter (other tests' imports cannot leak in): every
+    module of lab/ imported, and still no torch, numpy or engine."""
+    modules = sorted(".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+                     for p in sources("lab") if p.name != "__main__.py")
+    code = (f"import sys, json, importlib\nfor m in {modules!r}:\n    importlib.import_module(m)\n"
             "print(json.dumps({m: m in sys.modules for m in ('torch', 'numpy', 'engine')}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
