@@ -35,7 +35,8 @@ def has_gpu() -> bool:
 
 
 def clean_env(private_dir: str, threads: int | None = None) -> dict:
-    """Only what Python, the libraries and the checks need; offline hub; one BLAS pool size."""
+    """Only what Python, the libraries and the checks need; offline hub; one BLAS pool size; Triton's
+    interpreter where there is no GPU."""
     env = {k: os.environ[k] for k in KEEP_ENV if k in os.environ}
     env.setdefault("LANG", "C.UTF-8")
     env.update(TMPDIR=private_dir, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", HF_HUB_OFFLINE="1",
@@ -43,6 +44,8 @@ def clean_env(private_dir: str, threads: int | None = None) -> dict:
                OMP_NUM_THREADS=str(threads or os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1),
                MPLBACKEND="Agg", PYTHONIOENCODING="utf-8", TOKENIZERS_PARALLELISM="false",
                PYTHONPYCACHEPREFIX=os.path.join(private_dir, "pycache"))
+    if not has_gpu():   # on a CPU, Triton kernels can only run in its interpreter (set before @triton.jit)
+        env.setdefault("TRITON_INTERPRET", "1")
     return env
 
 
