@@ -19,7 +19,8 @@ What each set is (assets/<folder>/README.md has the source, licence, counts and 
                      final_loss; 9 budgets x 8 model sizes.
   scaling_constants()  published fits: Kaplan 2020, Hoffmann 2022 (Chinchilla, approach 3) and the
                      2024 refit by Besiroglu et al.
-  gpt2_encoding()    tiktoken.Encoding with GPT-2's 50,256 merges + <|endoftext|> = 50256.
+  gpt2_encoding()    tiktoken.Encoding with GPT-2's 50,256 ranks + <|endoftext|> = 50256
+                     (gpt2_ranks(): the ranks alone, {token bytes: id}).
 With a network, imdb() and hh_rlhf() fetch larger sets from the Hugging Face hub once and keep a copy
 in $LLM_LAB_CACHE (default ~/.cache/llm-lab); offline and not yet cached they raise DataUnavailable
 with the reason, never hang.
@@ -102,10 +103,10 @@ def scaling_constants() -> dict:
     return json.loads((assets_dir() / "scaling" / "constants.json").read_text(encoding="utf-8"))
 
 
-def gpt2_encoding():
-    """GPT-2's own tokenizer as a tiktoken.Encoding, from the ranks shipped in assets/gpt2_tokenizer
-    (checked against the sha256 tiktoken itself expects for GPT-2's r50k_base)."""
-    import tiktoken
+def gpt2_ranks() -> dict[bytes, int]:
+    """GPT-2's 50,256 mergeable ranks {token bytes: id} from assets/gpt2_tokenizer/gpt2.tiktoken (checked
+    against the sha256 tiktoken itself expects for GPT-2's r50k_base). Ids 0..255 are the single
+    bytes, but not in byte order; <|endoftext|> (50256) is not in it."""
     path = assets_dir() / "gpt2_tokenizer" / "gpt2.tiktoken"
     data = path.read_bytes()
     if hashlib.sha256(data).hexdigest() != GPT2_RANKS_SHA256:
@@ -114,6 +115,14 @@ def gpt2_encoding():
     for line in data.splitlines():
         token, rank = line.split()
         ranks[base64.b64decode(token)] = int(rank)
+    return ranks
+
+
+def gpt2_encoding():
+    """GPT-2's own tokenizer as a tiktoken.Encoding, offline: GPT-2's split pattern, gpt2_ranks(), and
+    <|endoftext|> = 50256. gpt2_encoding().encode("Hello world") == [15496, 995]."""
+    import tiktoken
+    ranks = gpt2_ranks()
     return tiktoken.Encoding(name="gpt2", pat_str=GPT2_SPLIT_PATTERN, mergeable_ranks=ranks,
                              special_tokens={GPT2_EOT: len(ranks)}, explicit_n_vocab=len(ranks) + 1)
 
