@@ -36,24 +36,22 @@ def qmax(bits: int) -> int:
     return 2 ** (bits - 1) - 1
 
 
-def _grouped(w: torch.Tensor, granularity: str, group_size: int | None) -> torch.Tensor:
-    """w viewed so that the LAST axis holds exactly the values that share one scale."""
+def _check_shape(w: torch.Tensor, granularity: str, group_size: int | None) -> None:
     if granularity not in GRANULARITIES:
         raise ValueError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
     if w.dim() != 2:
         raise ValueError(f"expected a 2-D weight (out_features, in_features), got shape {tuple(w.shape)}")
-    if granularity == "tensor":
-        return w.reshape(1, -1)                                   # (1, out·in)
-    if granularity == "channel":
-        return w                                                  # (out, in): a row per channel
-    if not group_size or w.size(1) % group_size:
+    if granularity == "group" and (not group_size or w.size(1) % group_size):
         raise ValueError(f"group_size must divide in_features={w.size(1)}, got {group_size}")
-    return w.reshape(w.size(0), w.size(1) // group_size, group_size)   # (out, groups, group_size)
 
 
-def _scale_shape(w: torch.Tensor, granularity: str, group_size: int | None) -> tuple[int, ...]:
-    return {"tensor": (), "channel": (w.size(0),),
-            "group": (w.size(0), w.size(1) // (group_size or 1))}[granularity]
+def _shared(w: torch.Tensor, op: str, granularity: str, group_size: int | None) -> torch.Tensor:
+    """w.amax or w.amin over each set of values that share one scale: shape (), (out,) or (out, groups)."""
+    if granularity == "tensor":
+        return getattr(w, op)()
+    if granularity == "channel":
+        return getattr(w, op)(dim=1)                              # a row = an output channel
+    return getattr(w.reshape(w.size(0), -1, group_size), op)(dim=-1)
 
 
 def expand_scale(s: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
@@ -68,26 +66,27 @@ def expand_scale(s: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
 def absmax_quantize(w: torch.Tensor, bits: int = 8, granularity: str = "channel",
                     group_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Symmetric quantisation -> (q int8 of w's shape, scale float32 of the granularity's shape)."""
-    g = _grouped(w.float(), granularity, group_size)
-    absmax = g.abs().amax(dim=-1)                                 # one per group of shared scale
+    _check_shape(w, granularity, group_size)
+    w = w.float()
+    absmax = _shared(w.abs(), "amax", granularity, group_size)
     scale = torch.where(absmax == 0, torch.ones_like(absmax), absmax / qmax(bits))
-    q = torch.round(g / scale[..., None]).clamp(-qmax(bits), qmax(bits))
-    return q.reshape(w.shape).to(torch.int8), scale.reshape(_scale_shape(w, granularity, group_size))
+    q = torch.round(w / expand_scale(scale, w.shape)).clamp(-qmax(bits), qmax(bits))
+    return q.to(torch.int8), scale
 
 
 def zeropoint_quantize(w: torch.Tensor, bits: int = 8, granularity: str = "channel",
                        group_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Affine quantisation -> (q uint8 in [0, 2^bits - 1], scale float32, zero int32), the scale
     and zero point of the granularity's shape."""
+    _check_shape(w, granularity, group_size)
     levels = 2 ** bits - 1
-    g = _grouped(w.float(), granularity, group_size)
-    lo = g.amin(dim=-1).clamp(max=0.0)                            # the range always includes 0
-    hi = g.amax(dim=-1).clamp(min=0.0)
+    w = w.float()
+    lo = _shared(w, "amin", granularity, group_size).clamp(max=0.0)   # the range always includes 0
+    hi = _shared(w, "amax", granularity, group_size).clamp(min=0.0)
     scale = torch.where(hi == lo, torch.ones_like(hi), (hi - lo) / levels)
     zero = torch.round(-lo / scale).clamp(0, levels)              # the code that means 0.0
-    q = (torch.round(g / scale[..., None]) + zero[..., None]).clamp(0, levels)
-    shape = _scale_shape(w, granularity, group_size)
-    return q.reshape(w.shape).to(torch.uint8), scale.reshape(shape), zero.reshape(shape).to(torch.int32)
+    q = (torch.round(w / expand_scale(scale, w.shape)) + expand_scale(zero, w.shape)).clamp(0, levels)
+    return q.to(torch.uint8), scale, zero.to(torch.int32)
 
 
 def dequantize(q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor | None = None) -> torch.Tensor:

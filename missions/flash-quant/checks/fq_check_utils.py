@@ -42,7 +42,7 @@ class Watch(TorchDispatchMode):
     def __init__(self):
         super().__init__()
         self.largest, self.largest_shape, self.largest_op = 0, (), ""
-        self.work, self.ops = 0, 0
+        self.work, self.ops, self.matmuls, self.matmul_names = 0, 0, 0, []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
@@ -54,7 +54,9 @@ class Watch(TorchDispatchMode):
             if not isinstance(t, torch.Tensor):
                 continue
             if name in _MATMULS and len(inputs) >= 2:
-                a, b = inputs[-2], inputs[-1]
+                self.matmuls += 1
+                self.matmul_names.append(name)
+                a = inputs[-2]
                 inner = a.shape[-1] if a.dim() else 1
                 self.work += 2 * t.numel() * inner
             else:
@@ -90,6 +92,69 @@ def scores_rowmax(q, k, mask=None):
     if mask is not None:
         s = s.masked_fill(~mask, float("-inf"))
     return s.amax(dim=-1).to(q.dtype)
+
+
+def block_suspects(t_q, t_k, bq, bk):
+    """Causal masks that are off by one block, as tiled code gets them wrong (True = visible)."""
+    i = torch.arange(t_q)[:, None] + (t_k - t_q)          # query positions
+    j = torch.arange(t_k)[None, :]
+    qb_start = (torch.arange(t_q)[:, None] // bq) * bq + (t_k - t_q)   # first position of i's block
+    qb_end = qb_start + bq                                  # one past its last position
+    return [
+        ((j < qb_start), "the key tiles stop one block early (the tile on the diagonal is skipped)"),
+        ((j <= i) | ((j >= qb_end) & (j < qb_end + bk)),
+         "one key tile past the diagonal is visited without a mask"),
+        ((j < qb_end), "the tile on the diagonal is not masked inside (each query sees its whole block)"),
+        ((j <= i + bk), "the mask is shifted one block to the right"),
+        ((j <= i - bk), "the mask is shifted one block to the left"),
+    ]
+
+
+def unrescaled_output(q, k, v, causal, bq, bk):
+    """The classic tiled mistake, by hand (float64): l is rescaled when the max moves, acc is not."""
+    t_q, t_k, d = q.size(-2), k.size(-2), q.size(-1)
+    mask = visible_mask(t_q, t_k, causal)
+    s_all = q.double() @ k.double().transpose(-2, -1) / d ** 0.5
+    s_all = s_all.masked_fill(~mask, float("-inf"))
+    out = torch.zeros(q.shape, dtype=torch.float64)
+    for qs in range(0, t_q, bq):
+        m = torch.full(q[..., qs:qs + bq, 0].shape, float("-inf"), dtype=torch.float64)
+        l = torch.zeros_like(m)
+        acc = torch.zeros(q[..., qs:qs + bq, :].shape, dtype=torch.float64)
+        for ks in range(0, t_k, bk):
+            s = s_all[..., qs:qs + bq, ks:ks + bk]
+            m_new = torch.maximum(m, s.amax(-1))
+            shift = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)
+            p = torch.exp(s - shift[..., None])
+            l = l * torch.exp(m - shift) + p.sum(-1)
+            acc = acc + p @ v[..., ks:ks + bk, :].double()
+            m = m_new
+        out[..., qs:qs + bq, :] = acc / torch.where(l == 0, torch.ones_like(l), l)[..., None]
+    return out.to(q.dtype)
+
+
+def diagnose_attention(q, k, v, causal, bq, bk):
+    """A check_close diagnose for an attention output: names the classic tiled mistakes."""
+    def diagnose(got, want):
+        t_q, t_k = q.size(-2), k.size(-2)
+        if close(got, unrescaled_output(q, k, v, causal, bq, bk), atol=1e-4, rtol=1e-4):
+            return ("looks like the running output is not rescaled when the max changes: acc must be "
+                    "multiplied by exp(m_old - m_new) exactly like l")
+        if causal:
+            for mask, why in block_suspects(t_q, t_k, bq, bk):
+                if close(got, attention_by_hand(q, k, v, mask)[0], atol=1e-4, rtol=1e-4):
+                    return f"looks like the causal mask is off by one block: {why}"
+            if close(got, attention_by_hand(q, k, v, None)[0], atol=1e-4, rtol=1e-4):
+                return "looks like the causal mask is missing: every query sees every key"
+            ones = torch.ones(t_q, t_k, dtype=torch.bool)
+            if t_q != t_k and close(got, attention_by_hand(q, k, v, ones.tril())[0], atol=1e-4, rtol=1e-4):
+                return ("with fewer queries than keys, query i sits at position T_k - T_q + i: line the "
+                        "mask up with the END of the keys")
+        elif close(got, attention_by_hand(q, k, v, visible_mask(q.size(-2), k.size(-2), True))[0],
+                   atol=1e-4, rtol=1e-4):
+            return "with causal=False every query sees every key; looks like the mask is applied anyway"
+        return None
+    return diagnose
 
 
 def close(got, want, atol, rtol=0.0) -> bool:

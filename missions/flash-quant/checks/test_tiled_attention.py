@@ -2,7 +2,8 @@
 the FlashAttention-2 forward in PyTorch: equal to attention, never the T×T scores, hidden tiles skipped."""
 import torch
 
-from fq_check_utils import Watch, attention_by_hand, close, one_thread, scores_rowmax, visible_mask
+from fq_check_utils import (Watch, attention_by_hand, close, diagnose_attention, one_thread,
+                            scores_rowmax, visible_mask)
 from grader.checks import check_close, expect_equal, expect_shape, expect_type, fail
 from grader.seam import learner
 
@@ -17,68 +18,6 @@ def _qkv(g, b, h, t_q, t_k, d):
             torch.randn(b, h, t_k, d, generator=g))
 
 
-def _block_suspects(t_q, t_k, bq, bk):
-    """Causal masks that are off by one block, as tiled code gets them wrong (True = visible)."""
-    i = torch.arange(t_q)[:, None] + (t_k - t_q)          # query positions
-    j = torch.arange(t_k)[None, :]
-    qb_start = (torch.arange(t_q)[:, None] // bq) * bq + (t_k - t_q)   # first position of i's block
-    qb_end = qb_start + bq                                  # one past its last position
-    return [
-        ((j < qb_start), "the key tiles stop one block early (the tile on the diagonal is skipped)"),
-        ((j <= i) | ((j >= qb_end) & (j < qb_end + bk)),
-         "one key tile past the diagonal is visited without a mask"),
-        ((j < qb_end), "the tile on the diagonal is not masked inside (each query sees its whole block)"),
-        ((j <= i + bk), "the mask is shifted one block to the right"),
-        ((j <= i - bk), "the mask is shifted one block to the left"),
-    ]
-
-
-def _unrescaled_output(q, k, v, causal, bq, bk):
-    """The classic tiled mistake, by hand (float64): l is rescaled when the max moves, acc is not."""
-    t_q, t_k, d = q.size(-2), k.size(-2), q.size(-1)
-    mask = visible_mask(t_q, t_k, causal)
-    s_all = q.double() @ k.double().transpose(-2, -1) / d ** 0.5
-    s_all = s_all.masked_fill(~mask, float("-inf"))
-    out = torch.zeros(q.shape, dtype=torch.float64)
-    for qs in range(0, t_q, bq):
-        m = torch.full(q[..., qs:qs + bq, 0].shape, float("-inf"), dtype=torch.float64)
-        l = torch.zeros_like(m)
-        acc = torch.zeros(q[..., qs:qs + bq, :].shape, dtype=torch.float64)
-        for ks in range(0, t_k, bk):
-            s = s_all[..., qs:qs + bq, ks:ks + bk]
-            m_new = torch.maximum(m, s.amax(-1))
-            shift = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)
-            p = torch.exp(s - shift[..., None])
-            l = l * torch.exp(m - shift) + p.sum(-1)
-            acc = acc + p @ v[..., ks:ks + bk, :].double()
-            m = m_new
-        out[..., qs:qs + bq, :] = acc / torch.where(l == 0, torch.ones_like(l), l)[..., None]
-    return out.to(q.dtype)
-
-
-def _diagnose_o(q, k, v, causal, bq, bk):
-    def diagnose(got, want):
-        t_q, t_k = q.size(-2), k.size(-2)
-        if close(got, _unrescaled_output(q, k, v, causal, bq, bk), atol=1e-4, rtol=1e-4):
-            return ("looks like the running output is not rescaled when the max changes: acc must be "
-                    "multiplied by exp(m_old - m_new) exactly like l")
-        if causal:
-            for mask, why in _block_suspects(t_q, t_k, bq, bk):
-                if close(got, attention_by_hand(q, k, v, mask)[0], atol=1e-4, rtol=1e-4):
-                    return f"looks like the causal mask is off by one block: {why}"
-            if close(got, attention_by_hand(q, k, v, None)[0], atol=1e-4, rtol=1e-4):
-                return "looks like the causal mask is missing: every query sees every key"
-            ones = torch.ones(t_q, t_k, dtype=torch.bool)
-            if t_q != t_k and close(got, attention_by_hand(q, k, v, ones.tril())[0], atol=1e-4, rtol=1e-4):
-                return ("with fewer queries than keys, query i sits at position T_k - T_q + i: line the "
-                        "mask up with the END of the keys")
-        elif close(got, attention_by_hand(q, k, v, visible_mask(q.size(-2), k.size(-2), True))[0],
-                   atol=1e-4, rtol=1e-4):
-            return "with causal=False every query sees every key; looks like the mask is applied anyway"
-        return None
-    return diagnose
-
-
 def _check(mod, q, k, v, causal, bq, bk):
     what = (f"flash_attention_forward(q {tuple(q.shape)}, k {tuple(k.shape)}, v, causal={causal}, "
             f"block_q={bq}, block_k={bk})")
@@ -89,7 +28,7 @@ def _check(mod, q, k, v, causal, bq, bk):
     o, lse = out
     expect_type(o, torch.Tensor, what=f"{what} -> o")
     expect_shape(o, tuple(q.shape), what=f"{what} -> o")
-    check_close(o, want_o, what=f"{what} -> o", atol=ATOL, rtol=RTOL, diagnose=_diagnose_o(q, k, v, causal, bq, bk))
+    check_close(o, want_o, what=f"{what} -> o", atol=ATOL, rtol=RTOL, diagnose=diagnose_attention(q, k, v, causal, bq, bk))
     expect_type(lse, torch.Tensor, what=f"{what} -> lse")
     expect_shape(lse, tuple(q.shape[:-1]), what=f"{what} -> lse")
     if lse.dtype != want_lse.dtype:
