@@ -96,8 +96,8 @@ def run_headless(mission, ws, impl, steps) -> Path:
 
 def run_panels(mission, ws, impl, steps) -> tuple[Path, int, float]:
     """The run under the Train screen; also the lab process's CPU seconds per wall second."""
-    from lab.train_app import TrainApp
-    from lab.widgets.loss_plot import LossPlot
+    from lab.training.screen import TrainApp
+    from lab.training.widgets.loss_plot import LossPlot
 
     app = TrainApp(mission, ws, impl=impl, steps=steps, autostart=True, show_last_run=False)
 

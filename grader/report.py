@@ -1,8 +1,12 @@
 """Result documents: a versioned JSON report and JUnit XML for CI systems.
 
 Learner output inside messages is escaped by the writers (json, xml.etree), never interpolated into
-markup; control characters that XML 1.0 cannot carry are replaced. Not handled: JUnit's optional
-<properties> per test case.
+markup; control characters that XML 1.0 cannot carry are replaced.
+
+Bonus checkpoints are optional: a bonus not passed is never a failure or an error. JUnit marks it
+<skipped> (with its status and message), GitHub gets a ::notice instead of an ::error, and totals
+count required and bonus checkpoints apart ("required 2/7, bonus 0/4").
+Not handled: JUnit's optional <properties> per test case.
 """
 from __future__ import annotations
 
@@ -49,25 +53,49 @@ def to_json(runs, path: str, warnings: list[str] | None = None) -> None:
     os.replace(tmp, path)
 
 
+FAILURES = ("failed", "not_implemented")
+ERRORS = ("error", "timeout", "crashed", "oom")
+
+
+def _bonus(r) -> bool:
+    return bool(getattr(r, "bonus", False))
+
+
+def totals(results) -> str:
+    """"checkpoints passed: required 2/7, bonus 0/4" (the bonus part only when there are some)."""
+    required = [r for r in results if not _bonus(r)]
+    bonus = [r for r in results if _bonus(r)]
+    text = f"checkpoints passed: required {sum(r.passed for r in required)}/{len(required)}"
+    return text + (f", bonus {sum(r.passed for r in bonus)}/{len(bonus)}" if bonus else "")
+
+
+def junit_verdict(r) -> tuple[str | None, str]:
+    """(JUnit element for a result: None (passed) / failure / error / skipped, its message)."""
+    msg = clean_text(r.message)
+    if r.status == "skipped":
+        return "skipped", msg
+    if r.passed:
+        return None, msg
+    if _bonus(r):
+        return "skipped", f"bonus checkpoint (optional), not passed: {r.status}: {msg}"
+    return ("failure" if r.status in FAILURES else "error"), msg
+
+
 def to_junit(runs, path: str) -> None:
     suites = ET.Element("testsuites", name="llm-lab")
     for run in runs:
-        failures = sum(r.status in ("failed", "not_implemented") for r in run.results)
-        errors = sum(r.status in ("error", "timeout", "crashed", "oom") for r in run.results)
-        skipped = sum(r.status == "skipped" for r in run.results)
+        verdicts = [junit_verdict(r) for r in run.results]
+        count = {kind: sum(v[0] == kind for v in verdicts) for kind in ("failure", "error", "skipped")}
         suite = ET.SubElement(suites, "testsuite", name=run.mission, tests=str(len(run.results)),
-                              failures=str(failures), errors=str(errors), skipped=str(skipped),
-                              time=f"{run.duration:.3f}")
-        for r in run.results:
+                              failures=str(count["failure"]), errors=str(count["error"]),
+                              skipped=str(count["skipped"]), time=f"{run.duration:.3f}")
+        for r, (kind, msg) in zip(run.results, verdicts):
             case = ET.SubElement(suite, "testcase", classname=f"llm_lab.{run.mission.replace('-', '_')}",
                                  name=r.checkpoint, time=f"{r.duration:.3f}")
-            msg = clean_text(r.message)
-            if r.status in ("failed", "not_implemented"):
-                ET.SubElement(case, "failure", message=f"{r.status}: {msg[:500]}", type=r.status).text = msg
-            elif r.status in ("error", "timeout", "crashed", "oom"):
-                ET.SubElement(case, "error", message=f"{r.status}: {msg[:500]}", type=r.status).text = msg
-            elif r.status == "skipped":
+            if kind == "skipped":
                 ET.SubElement(case, "skipped", message=msg[:500])
+            elif kind is not None:
+                ET.SubElement(case, kind, message=f"{r.status}: {msg[:500]}", type=r.status).text = msg
     tree = ET.ElementTree(suites)
     tmp = f"{path}.tmp"
     tree.write(tmp, encoding="utf-8", xml_declaration=True)
@@ -83,8 +111,9 @@ def github_annotations(runs) -> str:
     for run in runs:
         for r in run.results:
             if not r.passed and r.status != "skipped":
-                lines.append(f"::error title={esc(f'{run.mission}/{r.checkpoint} {r.status}').replace(',', '%2C')}"
-                             f"::{esc(r.message[:1000])}")
+                level, extra = ("notice", " (bonus, optional)") if _bonus(r) else ("error", "")
+                title = esc(f"{run.mission}/{r.checkpoint} {r.status}{extra}").replace(",", "%2C")
+                lines.append(f"::{level} title={title}::{esc(r.message[:1000])}")
     return "\n".join(lines)
 
 
@@ -94,5 +123,6 @@ def markdown_summary(runs) -> str:
     rows = ["| mission | checkpoint | status | message |", "|---|---|---|---|"]
     for run in runs:
         for r in run.results:
-            rows.append(f"| {cell(run.mission)} | {cell(r.checkpoint)} | {r.status} | {cell(r.message)} |")
+            name = r.checkpoint + (" (bonus)" if _bonus(r) else "")
+            rows.append(f"| {cell(run.mission)} | {cell(name)} | {r.status} | {cell(r.message)} |")
     return "\n".join(rows) + "\n"

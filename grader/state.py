@@ -8,7 +8,9 @@ Writes are atomic (temp file in the same folder, fsync, os.replace) and happen u
 lock (fcntl.flock on state.lock), read-modify-write inside it, so two lab processes never lose each
 other's updates and a kill -9 at any moment leaves either the old or the new file. A file that is
 not valid JSON of this schema is moved aside to state.json.corrupt-<time> and reported, never
-silently dropped. Not handled: network file systems without flock.
+silently dropped: the report waits in `warnings` until a front end takes it (`take_warnings()`, so
+it is shown once). Use one store per workspace (grader.workspace.Workspace.state) so that the
+report reaches whoever reads next. Not handled: network file systems without flock.
 """
 from __future__ import annotations
 
@@ -53,7 +55,12 @@ class StateStore:
         self.folder = Path(folder)
         self.path = self.folder / "state.json"
         self.lock_path = self.folder / "state.lock"
-        self.warnings: list[str] = []   # e.g. "state.json was corrupt; backed up to ..."
+        self.warnings: list[str] = []   # e.g. "state.json was corrupt; backed up to ..." (until taken)
+
+    def take_warnings(self) -> list[str]:
+        """The warnings not shown yet (a front end shows them, once)."""
+        taken, self.warnings[:] = list(self.warnings), []
+        return taken
 
     # -- reading ---------------------------------------------------------------------------
     def read(self) -> dict:
@@ -74,8 +81,9 @@ class StateStore:
             return data
         backup = self.path.with_name(f"state.json.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
         os.replace(self.path, backup)
-        self.warnings.append(f"{self.path} was not a valid progress file; it was moved to {backup.name} "
-                             "and progress starts fresh (nothing was deleted).")
+        self.warnings.append(f"{self.path} was not a valid progress file (damaged, or written by another "
+                             f"version); it was moved to {backup.name} and your progress starts fresh. Your "
+                             "files are untouched: grade again to see where you are.")
         return empty_state()
 
     # -- writing ---------------------------------------------------------------------------

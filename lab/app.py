@@ -2,11 +2,12 @@
 
     LabApp(workspace_root).run()
 
-The mission map is the default screen; picking a mission installs (once) and pushes its
+The mission map is the first screen; picking a mission installs (once) and pushes its
 MissionScreen, which keeps running (a grade, watch mode) while the learner is elsewhere. Screens
-post messages up (MissionChosen, ProgressChanged); the app passes missions, the workspace and the
-shared grade slot down. Start-up imports Textual and grader's loader only: the mission screen
-(Markdown), the grader runner and watchfiles load when first needed, torch never.
+post messages up (MissionChosen, ProgressChanged, GradeFinished); the app passes missions, the
+workspace and the shared grade slot down. `q` quits from the map; on other screens it goes back.
+Start-up imports Textual and grader's loader only: the mission screen (Markdown), the grader runner
+and watchfiles load when first needed, torch never.
 """
 from __future__ import annotations
 
@@ -20,11 +21,10 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from grader.missions import Mission, load_all
-from grader.workspace import Workspace
+from grader.workspace import Workspace, display_path
 
-from .actions import display_path
 from .grading import GradeSlot
-from .messages import MissionChosen, ProgressChanged
+from .messages import GradeFinished, MissionChosen, ProgressChanged
 from .screens.map import MapScreen
 
 
@@ -57,12 +57,13 @@ class LabApp(App[None]):
         self.map_screen = MapScreen(self.missions, self.mission_errors, self.workspace)
 
     def on_mount(self) -> None:
+        warnings = self.workspace.state.take_warnings()     # e.g. a corrupt state.json, moved aside
+        self.map_screen.notice = "\n".join(f"⚠ {w}" for w in warnings)
         self.push_screen(self.map_screen)   # pushed (not the default screen) so its CSS_PATH loads
         self.set_timer(WARM_UP_AFTER, self._warm_up)   # after the first paint, not competing with it
         self.sub_title = display_path(self.workspace.root)
-        self.workspace.state.read()
-        for warning in self.workspace.state.warnings:
-            self.notify(warning, severity="warning", timeout=15)
+        for warning in warnings:
+            self.notify(warning, severity="warning", timeout=30)
 
     @work(thread=True, exit_on_error=False, group="warm-up")
     def _warm_up(self) -> None:
@@ -101,7 +102,14 @@ class LabApp(App[None]):
             pass
 
     def on_progress_changed(self, message: ProgressChanged) -> None:
-        self.map_screen.refresh_progress()
+        self.map_screen.update_progress(message.mission_id, message.records)
+
+    def on_grade_finished(self, message: GradeFinished) -> None:
+        """The grade slot is free: a mission whose saves waited for it grades them now."""
+        from .screens.mission import MissionScreen
+        for screen in list(self._installed_screens.values()):
+            if isinstance(screen, MissionScreen):
+                screen.grade_saved_files()
 
     # -- help, command palette, quit ---------------------------------------------------------
     def help_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
@@ -118,7 +126,8 @@ class LabApp(App[None]):
 
         return [("Everywhere", keys(self.BINDINGS) + [("ctrl+p", "Command palette: every action by name")]),
                 ("Mission map", [("↑ ↓", "Move between missions")] + keys(MapScreen.BINDINGS)),
-                ("Mission", [("↑ ↓", "Select a checkpoint"), ("tab", "Move between brief, checkpoints, log")]
+                ("Mission", [("pgup pgdn", "Scroll the brief"),
+                             ("tab", "Move between brief, checkpoints, detail, log")]
                  + keys(MissionScreen.BINDINGS))]
 
     def action_help(self) -> None:

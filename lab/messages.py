@@ -1,10 +1,18 @@
-"""Typed messages the lab's workers and screens post upwards.
+"""Every message of the lab, in one place (a test checks each one has a handler).
 
-Grading runs in a thread; it talks to the UI only through these (post_message is thread-safe).
+Workers run in threads (grading, watch mode, device sampling) and talk to the UI only through these
+(post_message is thread-safe). Screens post ProgressChanged and MissionChosen up to the app.
+Widgets' own messages (ImplToggle.Changed, LossPlot.ScaleChanged) live with their widget, as in
+Textual itself.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.message import Message
+
+if TYPE_CHECKING:
+    from .training.device_sampling import DeviceSample
 
 
 class GradeStarted(Message):
@@ -52,11 +60,11 @@ class GradeFinished(Message):
 
 
 class ProgressChanged(Message):
-    """state.json changed for `mission_id` (a result was recorded, a stub reset)."""
+    """New results for `mission_id` were recorded: `records` is its {checkpoint: record} now."""
 
-    def __init__(self, mission_id: str) -> None:
+    def __init__(self, mission_id: str, records: dict[str, dict]) -> None:
         super().__init__()
-        self.mission_id = mission_id
+        self.mission_id, self.records = mission_id, records
 
 
 class MissionChosen(Message):
@@ -65,3 +73,19 @@ class MissionChosen(Message):
     def __init__(self, mission_id: str) -> None:
         super().__init__()
         self.mission_id = mission_id
+
+
+class FilesSaved(Message):
+    """Watch mode saw `names` (package-relative) change in `mission_id`'s package."""
+
+    def __init__(self, mission_id: str, names: list[str]) -> None:
+        super().__init__()
+        self.mission_id, self.names = mission_id, names
+
+
+class DeviceSampled(Message):
+    """A device sample (GPU through NVML, or CPU) from the Train screen's sampling thread."""
+
+    def __init__(self, sample: "DeviceSample") -> None:
+        super().__init__()
+        self.sample = sample

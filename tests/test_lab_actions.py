@@ -1,4 +1,5 @@
-"""The lab's non-UI helpers (lab.actions) and the grading bridge (lab.grading), without a terminal."""
+"""The lab's non-UI parts without a terminal: progress, stubs and reset, the editor, watch mode's
+file snapshots, the brief, the reference view, and the grading bridge (lab.grading)."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,7 +11,8 @@ import pytest
 
 from grader import workspace
 from grader.missions import get
-from lab import actions
+from grader.workspace import display_path
+from lab import brief, editor, progress, stubs, watch
 from lab.grading import GradeJob, GradeSlot
 from lab.messages import CheckpointGraded, GradeFinished, GradeOutput, GradeStarted
 
@@ -25,13 +27,13 @@ def state_with(results: dict[str, str], mission_id: str = "micrograd") -> dict:
 
 def test_progress_labels():
     empty = {"missions": {}}
-    assert actions.mission_progress(MICROGRAD, empty).label == "not started"
-    p = actions.mission_progress(MICROGRAD, state_with({"forward": "not_implemented"}))
+    assert progress.mission_progress(MICROGRAD, empty).label == "not started"
+    p = progress.mission_progress(MICROGRAD, state_with({"forward": "not_implemented"}))
     assert (p.passed, p.total, p.started, p.label) == (0, 4, True, "0 of 4 checkpoints")
-    p = actions.mission_progress(MICROGRAD, state_with({"forward": "passed", "nn": "failed"}))
+    p = progress.mission_progress(MICROGRAD, state_with({"forward": "passed", "nn": "failed"}))
     assert p.label == "1 of 4 checkpoints" and not p.done
     done = state_with({c.id: "passed" for c in MICROGRAD.checkpoints})
-    assert actions.mission_progress(MICROGRAD, done).label == "done"
+    assert progress.mission_progress(MICROGRAD, done).label == "done"
 
 
 def test_bonus_checkpoints_do_not_block_done():
@@ -39,43 +41,44 @@ def test_bonus_checkpoints_do_not_block_done():
     cps[-1] = dataclasses.replace(cps[-1], bonus=True)
     mission = dataclasses.replace(MICROGRAD, checkpoints=tuple(cps))
     state = state_with({c.id: "passed" for c in cps[:-1]})
-    p = actions.mission_progress(mission, state)
-    assert p.done and p.total == 3 and p.bonus_total == 1 and p.label == "done"
+    p = progress.mission_progress(mission, state)
+    assert p.done and p.total == 3 and p.bonus_total == 1 and p.label == "done · bonus 0 of 1"
+    assert p.counts == "3/3 required, bonus 0/1"
 
 
 def test_suggested_next_is_first_not_done_in_order():
     second = dataclasses.replace(MICROGRAD, id="second", order=2)
     done = state_with({c.id: "passed" for c in MICROGRAD.checkpoints})
-    assert actions.suggested_next([MICROGRAD, second], {"missions": {}}) is MICROGRAD
-    assert actions.suggested_next([MICROGRAD, second], done) is second
+    assert progress.suggested_next([MICROGRAD, second], {"missions": {}}) is MICROGRAD
+    assert progress.suggested_next([MICROGRAD, second], done) is second
     done["missions"]["second"] = done["missions"]["micrograd"]
-    assert actions.suggested_next([MICROGRAD, second], done) is None
+    assert progress.suggested_next([MICROGRAD, second], done) is None
 
 
 def test_first_open_checkpoint_and_files():
     state = state_with({"forward": "passed"})
-    assert actions.first_open_checkpoint(MICROGRAD, state).id == "backward"
-    assert actions.shared_files(MICROGRAD, MICROGRAD.checkpoint("forward")) == {"value.py": ["backward"]}
-    assert actions.checkpoints_for_files(MICROGRAD, ["value.py"]) == ["forward", "backward"]
-    assert actions.checkpoints_for_files(MICROGRAD, ["__init__.py"]) == []
+    assert progress.first_open_checkpoint(MICROGRAD, progress.checkpoint_records(state, "micrograd")).id == "backward"
+    assert stubs.shared_files(MICROGRAD, MICROGRAD.checkpoint("forward")) == {"value.py": ["backward"]}
+    assert stubs.checkpoints_for_files(MICROGRAD, ["value.py"]) == ["forward", "backward"]
+    assert stubs.checkpoints_for_files(MICROGRAD, ["__init__.py"]) == []
 
 
-def test_hints_revealed_tolerates_junk():
-    assert actions.hints_revealed({"missions": {"micrograd": {"hints": {"forward": 2}}}}, "micrograd", "forward") == 2
-    assert actions.hints_revealed({"missions": {"micrograd": {"hints": {"forward": "x"}}}}, "micrograd", "forward") == 0
-    assert actions.hints_revealed({"missions": {}}, "micrograd", "forward") == 0
+def test_hints_shown_tolerates_junk():
+    assert progress.hints_shown({"missions": {"micrograd": {"hints": {"forward": 2}}}}, "micrograd") == {"forward": 2}
+    assert progress.hints_shown({"missions": {"micrograd": {"hints": {"forward": "x"}}}}, "micrograd") == {"forward": 0}
+    assert progress.hints_shown({"missions": {}}, "micrograd") == {}
 
 
 def test_reset_backs_up_first_and_never_overwrites_a_backup(tmp_path):
     ws, _, _ = workspace.init(tmp_path / "ws", [MICROGRAD])
     target = ws.stub_path(MICROGRAD, "value.py")
     target.write_text("MY WORK 1")
-    first = actions.reset_files(ws, MICROGRAD, ["value.py"])
+    first = stubs.reset_files(ws, MICROGRAD, ["value.py"])
     assert target.read_text() == (MICROGRAD.stubs_dir / "value.py").read_text()
     assert first.parent == ws.meta / "backups"
     assert (first / "micrograd" / "value.py").read_text() == "MY WORK 1"
     target.write_text("MY WORK 2")
-    second = actions.reset_files(ws, MICROGRAD, ["value.py"])
+    second = stubs.reset_files(ws, MICROGRAD, ["value.py"])
     assert second != first
     assert (first / "micrograd" / "value.py").read_text() == "MY WORK 1"
     assert (second / "micrograd" / "value.py").read_text() == "MY WORK 2"
@@ -84,38 +87,38 @@ def test_reset_backs_up_first_and_never_overwrites_a_backup(tmp_path):
 def test_reset_of_a_deleted_file_restores_it_without_backup(tmp_path):
     ws, _, _ = workspace.init(tmp_path / "ws", [MICROGRAD])
     ws.stub_path(MICROGRAD, "nn.py").unlink()
-    assert actions.reset_files(ws, MICROGRAD, ["nn.py"]) is None
+    assert stubs.reset_files(ws, MICROGRAD, ["nn.py"]) is None
     assert ws.stub_path(MICROGRAD, "nn.py").is_file()
     with pytest.raises(FileNotFoundError):
-        actions.reset_files(ws, MICROGRAD, ["no_such_stub.py"])
+        stubs.reset_files(ws, MICROGRAD, ["no_such_stub.py"])
 
 
 def test_editor_command_order_and_fallbacks(monkeypatch):
-    assert actions.editor_command({"VISUAL": "code -w", "EDITOR": "nano"}) == ["code", "-w"]
-    assert actions.editor_command({"EDITOR": "emacs -nw"}) == ["emacs", "-nw"]
-    monkeypatch.setattr(actions.shutil, "which", lambda name: "/usr/bin/vi" if name == "vi" else None)
-    assert actions.editor_command({}) == ["/usr/bin/vi"]
-    monkeypatch.setattr(actions.shutil, "which", lambda name: None)
-    assert actions.editor_command({"EDITOR": "  "}) is None
-    assert not actions.editor_available(["nano"])
+    assert editor.editor_command({"VISUAL": "code -w", "EDITOR": "nano"}) == ["code", "-w"]
+    assert editor.editor_command({"EDITOR": "emacs -nw"}) == ["emacs", "-nw"]
+    monkeypatch.setattr(editor.shutil, "which", lambda name: "/usr/bin/vi" if name == "vi" else None)
+    assert editor.editor_command({}) == ["/usr/bin/vi"]
+    monkeypatch.setattr(editor.shutil, "which", lambda name: None)
+    assert editor.editor_command({"EDITOR": "  "}) is None
+    assert not editor.editor_available(["nano"])
 
 
 def test_snapshot_sees_saves_and_ignores_pycache(tmp_path):
     (tmp_path / "__pycache__").mkdir()
     (tmp_path / "a.py").write_text("x = 1")
-    before = actions.snapshot(tmp_path)
+    before = watch.snapshot(tmp_path)
     (tmp_path / "__pycache__" / "a.cpython.py").write_text("junk")
     (tmp_path / "notes.txt").write_text("not python")
-    assert actions.changed_files(before, actions.snapshot(tmp_path)) == []
+    assert watch.changed_files(before, watch.snapshot(tmp_path)) == []
     (tmp_path / "a.py").write_text("x = 22")
     (tmp_path / "b.py").write_text("")
-    assert actions.changed_files(before, actions.snapshot(tmp_path)) == ["a.py", "b.py"]
+    assert watch.changed_files(before, watch.snapshot(tmp_path)) == ["a.py", "b.py"]
 
 
 def test_display_path_uses_tilde(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert actions.display_path(tmp_path / "ws") == "~/ws"
-    assert actions.display_path(tmp_path.parent / "elsewhere").startswith("/")
+    assert display_path(tmp_path / "ws") == "~/ws"
+    assert display_path(tmp_path.parent / "elsewhere").startswith("/")
 
 
 # -- the grading bridge -------------------------------------------------------------------------

@@ -9,10 +9,9 @@ import pytest
 
 from engine.shared import perf
 from engine.shared.telemetry import MetricsWriter, parse_line, read_records
-from lab.training import fmt
-from lab.training.summary import RunSummary
-from lab.training.tailer import LineTailer, MetricsTailer
-from lab.training.telemetry import DeviceMonitor, DeviceSampler
+from lab.training import formatting as fmt
+from lab.training.device_sampling import DeviceMonitor, DeviceSampler, cpu_label
+from lab.training.metrics_stream import LineTailer, MetricsTailer, RunSummary
 
 
 # -- the metrics stream ---------------------------------------------------------------------------
@@ -313,19 +312,28 @@ def test_nvml_failures_fall_back_to_cpu(fail, reason):
     sampler = DeviceSampler(os.getpid(), nvml=nv)
     s = sampler.sample()
     assert s.mode == "cpu" and not s.gpu
-    assert s.label.startswith("no NVIDIA GPU: showing CPU") and reason in s.label
+    assert reason in s.nvml_error                             # kept, for a machine that has a GPU
+    assert s.label == cpu_label(s.nvml_error)
     assert s.rss > 0 and s.ram_total > 0 and s.cpu_percent is not None
     assert sampler.sample().mode == "cpu"                     # stays in CPU mode, no retry storm
 
 
 def test_nvml_no_gpu_and_no_library():
     s = DeviceSampler(None, nvml=FakeNVML(count=0)).sample()
-    assert s.mode == "cpu" and "no GPU" in s.label
+    assert s.mode == "cpu" and "no GPU" in s.nvml_error
 
     def missing():
         raise ImportError("No module named 'pynvml'")
     s = DeviceSampler(os.getpid(), nvml=missing).sample()
-    assert s.mode == "cpu" and "nvidia-ml-py is not installed" in s.label
+    assert s.mode == "cpu" and "nvidia-ml-py is not installed" in s.nvml_error
+
+
+def test_cpu_label_shows_nvmls_reason_only_where_an_nvidia_device_exists():
+    """On a machine without an NVIDIA device, "NVML Shared Library Not Found" means nothing."""
+    assert cpu_label("NVML Shared Library Not Found", nvidia_present=False) == "CPU (no NVIDIA GPU)"
+    assert cpu_label("Driver/library version mismatch", nvidia_present=True) == \
+        "CPU (NVIDIA GPU not readable: Driver/library version mismatch)"
+    assert cpu_label(None, nvidia_present=True) == "CPU (no NVIDIA GPU)"
 
 
 def test_nvml_optional_fields_not_supported_stay_in_gpu_mode():
@@ -343,7 +351,7 @@ def test_nvml_gpu_lost_mid_run_falls_back():
     assert sampler.sample().mode == "gpu"
     nv.fail["nvmlDeviceGetMemoryInfo"] = FakeNVMLError("GPU is lost")
     s = sampler.sample()
-    assert s.mode == "cpu" and "GPU is lost" in s.label and nv.shutdowns == 1
+    assert s.mode == "cpu" and "GPU is lost" in s.label and nv.shutdowns == 1   # a GPU was there: say why
 
 
 def test_real_nvml_on_this_machine():
@@ -352,7 +360,9 @@ def test_real_nvml_on_this_machine():
     if s.mode == "gpu":
         assert s.mem_total and s.mem_total > 0
     else:
-        assert s.label.startswith("no NVIDIA GPU: showing CPU (") and s.rss > 0
+        assert s.label.startswith("CPU (") and s.rss > 0
+        if not os.path.exists("/dev/nvidiactl"):
+            assert s.label == "CPU (no NVIDIA GPU)"                # no NVML jargon without a GPU
 
 
 def test_cpu_mode_sums_the_process_tree():

@@ -1,7 +1,8 @@
 """The mission map: every mission in order with its progress; the suggested next one stands out.
 
 Picking a mission posts MissionChosen (the app opens it). Broken missions are listed with their
-error and cannot be opened."""
+error and cannot be opened. The map reads state.json once; after that it holds the progress and
+updates it from the results the mission screens report (`update_progress`, via the app)."""
 from __future__ import annotations
 
 from textual.app import ComposeResult
@@ -14,7 +15,9 @@ from textual.widgets import Footer, Header, ListView, Static
 from grader.missions import Mission
 from grader.workspace import Workspace
 
-from ..actions import display_path, mission_progress, suggested_next
+from grader.workspace import display_path
+
+from ..progress import mission_progress, suggested_next
 from ..messages import MissionChosen
 from ..widgets.mission_card import MissionCard
 
@@ -32,10 +35,12 @@ class MapScreen(Screen[None]):
     def __init__(self, missions: list[Mission], errors: list[str], workspace: Workspace) -> None:
         super().__init__(id="map")
         self.missions, self.errors, self.workspace = missions, errors, workspace
+        self.state: dict = workspace.state.read()
+        self.notice = ""            # a warning that stays over the missions (set before the map shows)
         self._suggested: Mission | None = None
 
     def compose(self) -> ComposeResult:
-        state = self.workspace.state.read()
+        state = self.state
         self._suggested = suggested_next(self.missions, state)
         yield Header()
         with Vertical(id="map-body"):
@@ -43,6 +48,9 @@ class MapScreen(Screen[None]):
                                           ("   workspace ", "$text-muted"),
                                           (display_path(self.workspace.root), "$text-muted")),
                          id="map-title")
+            notice = Static(self.notice, id="map-notice", markup=False)
+            notice.display = bool(self.notice)
+            yield notice
             cards = [MissionCard(m, mission_progress(m, state), m is self._suggested) for m in self.missions]
             start = self.missions.index(self._suggested) if self._suggested in self.missions else 0
             yield ListView(*cards, id="missions", initial_index=start if cards else None)
@@ -58,12 +66,14 @@ class MapScreen(Screen[None]):
             parts += ["\n", ("✘ ", "$error"), e]
         return Content.assemble(*parts)
 
-    def on_screen_resume(self) -> None:
-        self.refresh_progress()
+    def update_progress(self, mission_id: str, records: dict[str, dict]) -> None:
+        """New results of one mission (a grade recorded them); every card shows where it stands."""
+        entry = self.state.setdefault("missions", {}).setdefault(mission_id, {"checkpoints": {}, "hints": {}})
+        entry["checkpoints"] = dict(records)
+        self._refresh_cards()
 
-    def refresh_progress(self) -> None:
-        """Re-read state.json and update every card (called on resume and by the app)."""
-        state = self.workspace.state.read()
+    def _refresh_cards(self) -> None:
+        state = self.state
         self._suggested = suggested_next(self.missions, state)
         for card in self.query(MissionCard):
             card.set_progress(mission_progress(card.mission, state), card.mission is self._suggested)

@@ -1,52 +1,55 @@
 """A mission: its brief, its checkpoints with live status, hints, the grader's log, and the actions
 (grade, grade one checkpoint, watch, edit, hint, reference, reset, train).
 
-Grading runs in a thread worker (lab.grading.GradeJob) that posts typed messages back here; the
-app stays responsive and whatever the learner's code does shows as a checkpoint status. The app
-keeps one MissionScreen per mission installed, so a grade or watch mode keeps going while the
-learner is back on the map.
+The screen reads state.json once, when it opens; after that it holds the mission's records and
+updates them from messages: CheckpointGraded (a grade, run by lab.grading.GradeJob in a thread),
+FilesSaved (watch mode, lab.watch), the hints it reveals itself. Each result it records is
+reported up with ProgressChanged so the map follows. The app keeps one MissionScreen per mission
+installed, so a grade or watch mode keeps going while the learner is back on the map.
+
+Layout (lab/styles/mission.tcss): the brief on the left with the keyboard focus (PageDown scrolls
+it; j/k move between checkpoints), the checkpoints, the selected one's detail and the grader log on
+the right. Below NARROW columns the brief stacks over the rest and the detail and the log sit side
+by side; with many checkpoints, or few rows, each checkpoint takes one line.
 """
 from __future__ import annotations
 
+import shutil
 import subprocess
-import threading
 
 from textual import work
 from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Container, Horizontal, Vertical, VerticalScroll
 from textual.events import Resize
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Markdown, OptionList
 
 from grader.missions import Checkpoint, Mission
-from grader.workspace import Workspace
+from grader.workspace import BRIEF, Workspace
 
-from ..actions import (Progress, changed_files, checkpoint_records, checkpoints_for_files, editor_available,
-                       editor_command, first_open_checkpoint, hints_revealed, label_code_fences, mission_progress,
-                       reference_path, reset_files, shared_files, snapshot)
+from ..brief import brief_markdown
+from ..editor import editor_available, editor_command
 from ..grading import GradeJob, GradeSlot
-from ..messages import (CheckpointGraded, CheckpointStarted, GradeFinished, GradeOutput, GradeStarted,
+from ..messages import (CheckpointGraded, CheckpointStarted, FilesSaved, GradeFinished, GradeOutput, GradeStarted,
                         ProgressChanged)
+from ..progress import Progress, checkpoint_records, first_open_checkpoint, hints_shown, progress_of
+from ..stubs import checkpoints_for_files, reset_files, shared_files
+from ..watch import FileWatcher
 from ..widgets.checkpoint_detail import CheckpointDetail
 from ..widgets.checkpoint_list import CheckpointList, Row
 from ..widgets.grade_log import GradeLog
 from ..widgets.mission_status import MissionStatus
 
-def _has_gpu() -> bool:
-    import shutil
-    return shutil.which("nvidia-smi") is not None
-
-
 NARROW = 100      # columns below which the brief stacks over the checkpoints
-SHORT = 30        # rows below which the log pane shrinks
-WATCH_DEBOUNCE_MS = 200
+SHORT = 30        # rows below which the layout tightens (class -short)
+LIST_SHARE = 0.4  # two lines per checkpoint while the list takes at most this share of the rows
 
 
 class MissionScreen(Screen[None]):
     CSS_PATH = "../styles/mission.tcss"
-    AUTO_FOCUS = "#checkpoints"
+    AUTO_FOCUS = "#brief-pane"
     BINDINGS = [
         Binding("question_mark", "app.help", "Help", key_display="?", tooltip="Every key of the lab"),
         Binding("g", "grade", "Grade", tooltip="Grade the whole mission"),
@@ -54,14 +57,15 @@ class MissionScreen(Screen[None]):
         Binding("w", "toggle_watch", "Watch", tooltip="Watch mode on/off: every save regrades"),
         Binding("e", "edit", "Edit", tooltip="Open the selected checkpoint's file in your $EDITOR"),
         Binding("h", "hint", "Hint", tooltip="Reveal the next hint of the selected checkpoint"),
-        Binding("r", "reference", "Ref", tooltip="Read the reference solution (after a pass)"),
+        Binding("r", "reference", "Ref", tooltip="Read the reference solution (what your passes opened)"),
         Binding("x", "reset", "Reset", tooltip="Reset the selected checkpoint's files to the stubs (backed up)"),
         Binding("t", "train", "Train", tooltip="Open the Train screen (missions with a training job)"),
         Binding("s", "stop", "Stop", tooltip="Stop the running grade"),
         Binding("l", "log", "Log", tooltip="The grader's log full screen (l again to return)"),
+        Binding("q", "back", "Back", tooltip="Back to the mission map (q there quits)"),
         Binding("escape", "back", "Back", show=False, tooltip="Back to the mission map"),
-        Binding("j", "cursor(1)", "Next checkpoint", show=False),
-        Binding("k", "cursor(-1)", "Previous checkpoint", show=False),
+        Binding("j", "cursor(1)", "Next checkpoint", show=False, tooltip="Select the next checkpoint"),
+        Binding("k", "cursor(-1)", "Previous checkpoint", show=False, tooltip="Select the previous checkpoint"),
     ]
 
     watching: reactive[bool] = reactive(False, init=False)
@@ -73,12 +77,14 @@ class MissionScreen(Screen[None]):
         self.mission, self.workspace, self.slot = mission, workspace, slot
         self.reference, self.watch_poll = reference, watch_poll
         self.selected: Checkpoint = mission.checkpoints[0]
+        self.records: dict[str, dict] = {}        # {checkpoint: {"status", "message"}} as last graded
+        self.hints: dict[str, int] = {}           # {checkpoint: hints revealed}
+        self.brief_loaded = False
         self._job: GradeJob | None = None
         self._in_progress: list[str] = []
         self._done_before = False
-        self._baseline: dict = {}
-        self._stop_watch: threading.Event | None = None
-        self._poll_timer = None
+        self._watcher: FileWatcher | None = None
+        self._saved: set[str] = set()             # saved while a grade ran: graded when it ends
 
     # -- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -89,74 +95,77 @@ class MissionScreen(Screen[None]):
             with Vertical(id="side"):
                 yield MissionStatus(id="status")
                 yield CheckpointList(self.mission, id="checkpoints")
-                yield CheckpointDetail(id="detail")
-                yield GradeLog(id="log")
+                with Container(id="panes"):
+                    yield CheckpointDetail(id="detail")
+                    yield GradeLog(id="log")
         yield Footer(compact=True)
 
-    def _brief_text(self) -> str:
-        try:
-            return label_code_fences(self.mission.brief_path.read_text(encoding="utf-8", errors="replace"))
-        except OSError as e:
-            return f"# {self.mission.title}\n\n*The brief could not be read: {e}*"
-
     def on_mount(self) -> None:
-        self.brief_loaded = False
         self.call_after_refresh(self._load_brief)   # the screen shows first; the brief follows
         self.sub_title = self.mission.title + (" · GPU mission: its GPU-only checks skip on this machine"
                                                if self.mission.needs == "gpu" and not _has_gpu() else "")
         self.query_one("#brief-pane").can_focus = True
         self.query_one("#log", GradeLog).border_title = "grader log"
         state = self.workspace.state.read()
-        self._load_rows(state)
-        cp = first_open_checkpoint(self.mission, state)
+        self.records = checkpoint_records(state, self.mission.id)
+        self.hints = hints_shown(state, self.mission.id)
+        self._load_rows()
+        cp = first_open_checkpoint(self.mission, self.records)
         self.query_one(CheckpointList).select_id(cp.id)
         self.selected = cp
-        self._update_detail(state)
+        self._update_detail()
+        self._fit(self.app.size.width, self.app.size.height)
 
     async def _load_brief(self) -> None:
-        await self.query_one("#brief", Markdown).update(self._brief_text())
+        await self.query_one("#brief", Markdown).update(brief_markdown(self.mission))
         self.brief_loaded = True
 
     def on_resize(self, event: Resize) -> None:
-        narrow = event.size.width < NARROW
-        self.set_class(narrow, "-narrow")
-        self.set_class(event.size.height < SHORT, "-short")
-        self.query_one(CheckpointList).set_compact(narrow)
-        self.query_one(Footer).show_command_palette = not narrow
+        self._fit(event.size.width, event.size.height)
 
     def on_screen_resume(self) -> None:
-        self.set_class(self.app.size.width < NARROW, "-narrow")
-        self.set_class(self.app.size.height < SHORT, "-short")
+        self._fit(self.app.size.width, self.app.size.height)
+
+    def _fit(self, width: int, height: int) -> None:
+        narrow = width < NARROW
+        self.set_class(narrow, "-narrow")
+        self.set_class(height < SHORT, "-short")
+        two_lines = 2 * len(self.mission.checkpoints) + 2 <= LIST_SHARE * height
+        self.query_one(CheckpointList).set_compact(narrow or not two_lines)
+        self.query_one(Footer).show_command_palette = not narrow
 
     def on_unmount(self) -> None:
         self._set_watch(False)
         if self._job is not None and self.slot.job is self._job:
             self.slot.cancel()
 
-    # -- state -> widgets --------------------------------------------------------------------
-    def _load_rows(self, state: dict) -> None:
-        records = checkpoint_records(state, self.mission.id)
-        rows = {c.id: Row(status=records.get(c.id, {}).get("status"),
-                          message=str(records.get(c.id, {}).get("message") or ""))
+    # -- held state -> widgets ---------------------------------------------------------------
+    def _load_rows(self) -> None:
+        rows = {c.id: Row(status=self.records.get(c.id, {}).get("status"),
+                          message=str(self.records.get(c.id, {}).get("message") or ""))
                 for c in self.mission.checkpoints}
         self.query_one(CheckpointList).set_rows(rows)
-        self._update_progress(state)
+        self._update_progress()
 
-    def _update_progress(self, state: dict | None = None) -> Progress:
-        progress = mission_progress(self.mission, state if state is not None else self.workspace.state.read())
+    @property
+    def progress(self) -> Progress:
+        return progress_of(self.mission, self.records)
+
+    def _update_progress(self) -> Progress:
+        progress = self.progress
         self.query_one(MissionStatus).progress_label = progress.label
         return progress
 
-    def _update_detail(self, state: dict | None = None) -> None:
-        state = state if state is not None else self.workspace.state.read()
+    def _passed(self) -> set[str]:
+        return {cid for cid, r in self.records.items() if r.get("status") == "passed"}
+
+    def _update_detail(self) -> None:
         cp = self.selected
         row = self.query_one(CheckpointList).rows.get(cp.id, Row())
         detail = self.query_one(CheckpointDetail)
         detail.border_title = cp.title
-        detail.show(
-            cp, row.activity or row.status, row.message,
-            hints_revealed(state, self.mission.id, cp.id), self.mission.package,
-            can_read_reference=row.status == "passed" and bool(cp.files))
+        detail.show(cp, row.activity or row.status, row.message, self.hints.get(cp.id, 0), self.mission.package,
+                    can_read_reference=row.status == "passed" and bool(cp.files), brief=BRIEF)
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         event.stop()
@@ -193,10 +202,8 @@ class MissionScreen(Screen[None]):
                         severity="warning")
             return False
         self._job = job
-        self._done_before = mission_progress(self.mission, self.workspace.state.read()).done
+        self._done_before = self.progress.done
         self.grading = True
-        if self.watching:
-            self._baseline = snapshot(self.workspace.package_dir(self.mission))
         lst = self.query_one(CheckpointList)
         for cid in job.checkpoints:
             lst.set_row(cid, activity="queued")
@@ -237,23 +244,24 @@ class MissionScreen(Screen[None]):
 
     def on_checkpoint_graded(self, message: CheckpointGraded) -> None:
         message.stop()
+        cid = message.checkpoint
         lst = self.query_one(CheckpointList)
-        before = lst.rows.get(message.checkpoint, Row()).status
-        lst.set_row(message.checkpoint, status=message.status, message=message.message, activity=None)
-        if message.checkpoint in self._in_progress:
-            self._in_progress.remove(message.checkpoint)
+        before = self.records.get(cid, {}).get("status")
+        if self._job is None or self._job.record:
+            self.records[cid] = {"status": message.status, "message": message.message}
+        lst.set_row(cid, status=message.status, message=message.message, activity=None)
+        if cid in self._in_progress:
+            self._in_progress.remove(cid)
         self._show_activity()
-        cp = self.mission.checkpoint(message.checkpoint)
         if message.status == "passed" and before != "passed":
-            self.notify(f"✔ {cp.title}: passed", title=self.mission.title)
-        state = self.workspace.state.read()
-        self._update_progress(state)
-        if message.checkpoint == self.selected.id:
-            self._update_detail(state)
-        self.post_message(ProgressChanged(self.mission.id))
+            self.notify(f"✔ {self.mission.checkpoint(cid).title}: passed", title=self.mission.title)
+        self._update_progress()
+        if cid == self.selected.id:
+            self._update_detail()
+        self.post_message(ProgressChanged(self.mission.id, dict(self.records)))
 
     def on_grade_finished(self, message: GradeFinished) -> None:
-        message.stop()
+        # not stopped: the app hears it too (another mission's saves may be waiting for the slot)
         lst = self.query_one(CheckpointList)
         for cid, row in lst.rows.items():
             if row.activity:
@@ -264,6 +272,9 @@ class MissionScreen(Screen[None]):
         log = self.query_one(GradeLog)
         for w in message.warnings:
             log.add_note(f"warning: {w}")
+        for w in self.workspace.state.take_warnings():
+            log.add_note(f"warning: {w}")
+            self.notify(w, severity="warning", timeout=20)
         passed = sum(s == "passed" for s in message.results.values())
         if message.cancelled:
             log.add_note("grade stopped")
@@ -277,15 +288,12 @@ class MissionScreen(Screen[None]):
         self.grading = False
         self._in_progress.clear()
         self.query_one(MissionStatus).activity = ""
-        state = self.workspace.state.read()
-        progress = self._update_progress(state)
-        self._update_detail(state)
+        progress = self._update_progress()
+        self._update_detail()
         if progress.done and not self._done_before and not message.cancelled:
-            self.notify(f"Mission complete: {self.mission.title}. Every checkpoint passed!",
+            self.notify(f"Mission complete: {self.mission.title}. Every required checkpoint passed!",
                         title="★ mission complete", timeout=10)
-        self.post_message(ProgressChanged(self.mission.id))
-        if self.watching:
-            self.call_after_refresh(self._check_files)
+        self.grade_saved_files()
 
     # -- actions -----------------------------------------------------------------------------
     def action_grade(self) -> None:
@@ -318,8 +326,7 @@ class MissionScreen(Screen[None]):
 
     def action_hint(self) -> None:
         cp = self.selected
-        total = len(cp.hints)
-        shown = hints_revealed(self.workspace.state.read(), self.mission.id, cp.id)
+        total, shown = len(cp.hints), self.hints.get(cp.id, 0)
         if total == 0:
             self.notify(f"“{cp.title}” has no hints.")
             return
@@ -327,24 +334,25 @@ class MissionScreen(Screen[None]):
             self.notify(f"All {total} hints of “{cp.title}” are shown.")
             return
         n = self.workspace.state.reveal_hint(self.mission.id, cp.id, total)
+        self.hints[cp.id] = n
         self._update_detail()
         self.query_one(CheckpointDetail).scroll_end(animate=False)
         self.notify(cp.hints[n - 1], title=f"Hint {n}/{total}: {cp.title}", timeout=12)
 
     def action_reference(self) -> None:
         cp = self.selected
-        row = self.query_one(CheckpointList).rows.get(cp.id, Row())
-        if row.status != "passed":
+        if self.records.get(cp.id, {}).get("status") != "passed":
             self.notify(f"Pass “{cp.title}” first: its reference solution opens after a pass.",
                         severity="warning")
             return
         if not cp.files:
             self.notify(f"“{cp.title}” has no files to compare.")
             return
+        from ..reference_code import reference_view
         from .reference import ReferenceScreen
         ref = self.mission.reference.replace(".", "/")
-        files = [(f"{ref}/{name}", reference_path(self.mission, name)) for name in cp.files]
-        self.app.push_screen(ReferenceScreen(f"Reference solution: {cp.title}", files))
+        views = [(f"{ref}/{name}", reference_view(self.mission, name, self._passed())) for name in cp.files]
+        self.app.push_screen(ReferenceScreen(f"Reference solution: {cp.title}", views))
 
     def action_reset(self) -> None:
         cp = self.selected
@@ -406,9 +414,9 @@ class MissionScreen(Screen[None]):
             self.notify(f"{self.mission.id} has no training job.")
             return
         try:
-            from .train import TrainScreen
-        except Exception:   # the panels are optional (and another module's business)
-            self.notify("training panels not available", severity="warning")
+            from ..training.screen import TrainScreen
+        except Exception as e:   # a broken install of the panels must not take the lab down
+            self.notify(f"The Train screen could not load: {e}", severity="warning")
             return
         self.app.push_screen(TrainScreen(self.mission, self.workspace))
 
@@ -421,41 +429,31 @@ class MissionScreen(Screen[None]):
 
     # -- watch mode --------------------------------------------------------------------------
     def _set_watch(self, on: bool) -> None:
-        if self._stop_watch is not None:
-            self._stop_watch.set()
-            self._stop_watch = None
-        if self._poll_timer is not None:
-            self._poll_timer.stop()
-            self._poll_timer = None
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
+        self._saved.clear()
         if on:
-            self._baseline = snapshot(self.workspace.package_dir(self.mission))
-            self._stop_watch = threading.Event()
-            self._watch_files(self._stop_watch)
-            # the fallback when file events do not arrive (network drives, some containers)
-            self._poll_timer = self.set_interval(self.watch_poll, self._check_files)
+            self._watcher = FileWatcher(self.workspace.package_dir(self.mission),
+                                        lambda names: self.post_message(FilesSaved(self.mission.id, names)),
+                                        poll=self.watch_poll).start()
 
-    @work(group="watch", exclusive=True, exit_on_error=False, name="watch")
-    async def _watch_files(self, stop: threading.Event) -> None:
-        folder = self.workspace.package_dir(self.mission)
-        try:
-            from watchfiles import PythonFilter, awatch
-            async for _changes in awatch(folder, watch_filter=PythonFilter(), debounce=WATCH_DEBOUNCE_MS,
-                                         step=50, stop_event=stop, rust_timeout=500):
-                if stop.is_set():
-                    return
-                self._check_files()
-        except Exception as e:  # no file events here: the mtime poll carries on alone
-            self.log.warning(f"watchfiles unavailable ({e}); polling file times instead")
+    def on_files_saved(self, message: FilesSaved) -> None:
+        message.stop()
+        if not self.watching:
+            return
+        self._saved.update(message.names)
+        self.grade_saved_files()
 
-    def _check_files(self) -> None:
-        """Regrade if the package's files changed since the last grade (called on file events and
-        by the poll). Ignored while a grade runs; the change is picked up when it ends."""
-        if not self.watching or self.slot.busy:
+    def grade_saved_files(self) -> None:
+        """Grade the checkpoints of the files saved since the last grade, unless a grade is running
+        (then this is called again when it ends: here, or by the app for another mission's grade)."""
+        if not self.watching or not self._saved or self.slot.busy:
             return
-        current = snapshot(self.workspace.package_dir(self.mission))
-        changed = changed_files(self._baseline, current)
-        if not changed:
-            return
-        self._baseline = current
-        cps = checkpoints_for_files(self.mission, changed) or None
-        self.start_grade(cps, reason=f"saved {', '.join(changed)}")
+        names, self._saved = sorted(self._saved), set()
+        cps = checkpoints_for_files(self.mission, names) or None
+        self.start_grade(cps, reason=f"saved {', '.join(names)}")
+
+
+def _has_gpu() -> bool:
+    return shutil.which("nvidia-smi") is not None

@@ -1,11 +1,16 @@
-"""Starting, stopping and finishing a training run (the lab's side of grader.train_child).
+"""The training job: starting, stopping and finishing a run's child process (the lab's side of
+grader.train_child).
 
     job = TrainProcess(mission, workspace, impl="mine", steps=200)
     job.start()                 # <ws>/.llm-lab/runs/<run-id>/{metrics.jsonl, output.log}
     ...                         # tail job.metrics_path; job.poll() is None while it runs
     job.stop()                  # SIGINT to the process group, SIGKILL after the grace period
+    job.kill(reason)            # SIGKILL now (llm-lab itself is going away: `reason` says why)
     job.finalize()              # after it exited: the end record (written here if the child died
-                                # without one: crashed, or stopped if we were stopping it)
+                                # without one: crashed, or stopped if llm-lab ended it)
+
+A run the lab ends itself (stop, or kill with a reason) reads `stopped` with the lab's reason, never
+`crashed` with "killed by SIGKILL (out of memory...)": that one is kept for a kill from outside.
 
 The child runs `python -I -u -m grader.train_child ...` in a new session (its own process group, so a
 Ctrl-C in the terminal does not reach it and stopping it reaches everything it spawned), with stdin
@@ -121,6 +126,7 @@ class TrainProcess:
         self.python = python
         self.proc: subprocess.Popen | None = None
         self.stopping = False
+        self.kill_reason: str | None = None     # set when the lab SIGKILLs the run on purpose
         self.started_at: float | None = None
         self._tmp: str | None = None
         self._end: dict | None = None
@@ -186,7 +192,11 @@ class TrainProcess:
                 self.kill()
         threading.Thread(target=later, daemon=True, name=f"stop-{self.run_id}").start()
 
-    def kill(self) -> None:
+    def kill(self, reason: str | None = None) -> None:
+        """SIGKILL the run's process group now. `reason`: why the lab did it (recorded as the run's
+        end, status stopped); None after a stop() that was not obeyed within the grace period."""
+        if reason is not None and self.running:
+            self.kill_reason = reason
         self._signal(signal.SIGKILL)
         self.wait(5)
 
@@ -210,7 +220,9 @@ class TrainProcess:
             self._signal(signal.SIGKILL)  # leftovers the run spawned into its group
             record = end_record(self.metrics_path)
             if record is None:
-                if self.stopping and code != -signal.SIGKILL:
+                if self.kill_reason is not None:
+                    record = append_end(self.metrics_path, "stopped", f"ended by llm-lab: {self.kill_reason}")
+                elif self.stopping and code != -signal.SIGKILL:
                     record = append_end(self.metrics_path, "stopped", "stopped before the run could end itself")
                 elif self.stopping:
                     record = append_end(self.metrics_path, "stopped",
@@ -237,6 +249,5 @@ class TrainProcess:
 def _kill_live() -> None:
     for job in list(_live):
         if job.running:
-            job._signal(signal.SIGKILL)
-            job.wait(2)
+            job.kill("llm-lab exited while the run was going")
         job.finalize()

@@ -8,7 +8,7 @@ from textual.widgets import Static
 
 from grader.missions import Checkpoint
 
-from ..actions import status_style
+from ..progress import status_style
 
 
 class CheckpointDetail(VerticalScroll):
@@ -18,7 +18,7 @@ class CheckpointDetail(VerticalScroll):
         yield Static("", id="detail-text")
 
     def show(self, checkpoint: Checkpoint, status: str | None, message: str, hints_shown: int,
-             package: str, can_read_reference: bool) -> None:
+             package: str, can_read_reference: bool, brief: str = "brief.md") -> None:
         symbol, colour, words = status_style(status)
         parts: list = [(f"{symbol} {words}", f"bold ${colour}")]
         if message:
@@ -26,6 +26,7 @@ class CheckpointDetail(VerticalScroll):
         if checkpoint.files:
             files = ", ".join(f"{package}/{f}" for f in checkpoint.files)
             parts += ["\n", ("files: ", "$text-muted"), files]
+        parts += ["\n", ("brief: ", "$text-muted"), f"{package}/{brief}"]
         total = len(checkpoint.hints)
         for i, hint in enumerate(checkpoint.hints[:hints_shown], 1):
             parts += ["\n", (f"hint {i}/{total}: ", "bold $warning"), hint]

@@ -9,7 +9,7 @@ from textual.widgets.option_list import Option
 
 from grader.missions import Mission
 
-from ..actions import status_style
+from ..progress import status_style
 
 
 

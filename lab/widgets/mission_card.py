@@ -8,7 +8,7 @@ from textual.widgets import Label, ListItem, ProgressBar
 
 from grader.missions import Mission
 
-from ..actions import Progress
+from ..progress import Progress
 
 
 class MissionCard(ListItem):
@@ -27,22 +27,26 @@ class MissionCard(ListItem):
                         classes="card-title")
             if m.needs == "gpu":
                 yield Label("GPU · also opens on CPU", classes="card-gpu")
-            yield Label("", classes="card-next")
+            yield Label("▶ suggested next" if self.suggested else "", classes="card-next")
         if m.summary:
             yield Label(m.summary, classes="card-summary")
         with Horizontal(classes="card-progress"):
-            yield ProgressBar(total=max(1, self.progress.total), show_eta=False, show_percentage=False,
+            bar = ProgressBar(total=max(1, self.progress.total), show_eta=False, show_percentage=False,
                               classes="card-bar")
-            yield Label("", classes="card-status")
+            bar.progress = self.progress.passed
+            yield bar
+            yield Label(self.progress.label, classes="card-status")
+        self._set_classes()
 
-    def on_mount(self) -> None:
-        self.set_progress(self.progress, self.suggested)
+    def _set_classes(self) -> None:
+        progress = self.progress
+        self.set_class(self.suggested, "-next")
+        self.set_class(progress.done, "-done")
+        self.set_class(progress.started and not progress.done, "-started")
 
     def set_progress(self, progress: Progress, suggested: bool) -> None:
         self.progress, self.suggested = progress, suggested
-        self.set_class(suggested, "-next")
-        self.set_class(progress.done, "-done")
-        self.set_class(progress.started and not progress.done, "-started")
+        self._set_classes()
         if not self.is_mounted:
             return
         self.query_one(".card-bar", ProgressBar).update(total=max(1, progress.total), progress=progress.passed)

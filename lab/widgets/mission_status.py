@@ -1,4 +1,4 @@
-"""One line over the checkpoint list: progress, watch mode, what the grader is doing."""
+"""One line over the checkpoint list: progress, watch mode, what the grader is doing (if anything)."""
 from __future__ import annotations
 
 from textual.content import Content
@@ -13,6 +13,7 @@ class MissionStatus(Static):
 
     def render(self) -> Content:
         watch = ("◉ watching", "bold $success") if self.watching else ("○ watch off", "$text-muted")
-        activity = (self.activity, "bold $primary") if self.activity else ("idle", "$text-muted")
-        return Content.assemble((self.progress_label, "bold"), ("  ·  ", "$text-muted"), watch,
-                                ("  ·  ", "$text-muted"), activity)
+        parts = [(self.progress_label, "bold"), (" · ", "$text-muted"), watch]
+        if self.activity:
+            parts += [(" · ", "$text-muted"), (self.activity, "bold $primary")]
+        return Content.assemble(*parts)

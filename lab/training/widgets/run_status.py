@@ -1,7 +1,8 @@
-"""RunStatus: one line saying what the run is doing: state, step n/N, elapsed, loss, run id.
+"""RunStatus: one line saying what the run is doing: state, step n/N, elapsed, loss, why it ended.
 
-Reactives down: `state` (idle/starting/running/stopping/done/stopped/crashed), `step`, `total`,
-`elapsed` (seconds), `loss` (text), `run_id`, `message` (why it ended).
+Reactives down: `state` (idle/starting/running/stopping/done/stopped/crashed/finished), `step`,
+`total`, `elapsed` (seconds), `loss` (text), `message` (why it ended). One line, cut with an
+ellipsis when the terminal is narrow (the run id and the whole message are in the log).
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from lab.training.fmt import duration
+from ..formatting import duration
 
 STATE_STYLE = {"idle": "dim", "starting": "yellow", "running": "bold green", "stopping": "yellow",
                "done": "bold green", "stopped": "yellow", "crashed": "bold red", "finished": "dim"}
@@ -18,16 +19,11 @@ STATE_ICON = {"running": "▶", "done": "✔", "stopped": "■", "crashed": "☠
 
 
 class RunStatus(Widget):
-    DEFAULT_CSS = """
-    RunStatus { height: 1; width: 1fr; padding: 0 1; }
-    """
-
     state: reactive[str] = reactive("idle")
     step: reactive[int | None] = reactive(None)
     total: reactive[int | None] = reactive(None)
     elapsed: reactive[float] = reactive(0.0)
     loss: reactive[str] = reactive("")
-    run_id: reactive[str] = reactive("")
     message: reactive[str] = reactive("")
 
     def render(self) -> Text:
@@ -42,6 +38,5 @@ class RunStatus(Widget):
             out.append(f"  loss {self.loss}")
         if self.message:
             out.append(f"  {self.message}", style if self.state == "crashed" else "dim")
-        if self.run_id:
-            out.append(f"  run {self.run_id}", "dim")
+        out.no_wrap, out.overflow = True, "ellipsis"
         return out

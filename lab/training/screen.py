@@ -1,16 +1,17 @@
 """The Train screen: start a mission's training job and watch it live.
 
     TrainScreen(mission, workspace)           pushed by the mission screen with `t`
+    TrainApp(mission, workspace).run()        `llm-lab train MISSION`: the screen alone, run started
 
 Panels: the loss curve (train and validation, log-scale toggle), tokens/s and MFU as numbers and
 sparklines, memory gauges (GPU through NVML, else CPU RAM; next to PyTorch's allocator figures),
 the latest sample, and the run's log (its own output and the run's events).
-Keys: s start, x stop (also Ctrl-C), l log scale, i mine/reference, escape back.
+Keys: s start, x stop (also Ctrl-C), l log scale, i mine/reference, q or escape back.
 
-How data gets here (DESIGN.md, process model): the run is a child process (lab.training.job) that
+How data gets here (docs/architecture.md, process model): the run is a child process (job.py) that
 writes <workspace>/.llm-lab/runs/<run-id>/metrics.jsonl and output.log; a timer tails both a few
-times a second (lab.training.tailer) on the event loop (small local reads); a thread samples the
-device at ~2 Hz (lab.training.telemetry) and posts `DeviceSampled` messages. Widgets get data
+times a second (metrics_stream.py) on the event loop (small local reads); a thread samples the
+device at ~2 Hz (device_sampling.py) and posts `messages.DeviceSampled`. Widgets get data
 through reactives and methods; they post typed messages up (ImplToggle.Changed, LossPlot.ScaleChanged).
 
 On opening, the mission's last run (if any) is shown until a new one starts. Leaving the screen
@@ -23,44 +24,29 @@ import time
 from pathlib import Path
 
 from rich.markup import escape
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
+from textual.events import Resize
 from textual.screen import Screen
 from textual.widgets import Footer, Header, RichLog, Static
 
 from grader.missions import Mission
 from grader.workspace import Workspace
 
-from ..training import fmt
-from ..training.job import STOP_GRACE_S, TrainError, TrainProcess, latest_run
-from ..training.summary import RunSummary
-from ..training.tailer import LineTailer, MetricsTailer
-from ..training.telemetry import DeviceMonitor, DeviceSample
-from ..widgets.impl_toggle import ImplToggle
-from ..widgets.loss_plot import LossPlot
-from ..widgets.memory_gauges import MemoryGauges
-from ..widgets.metric_card import MetricCard
-from ..widgets.run_status import RunStatus
+from ..messages import DeviceSampled
+from . import formatting as fmt
+from .device_sampling import DeviceMonitor
+from .job import STOP_GRACE_S, TrainError, TrainProcess, latest_run
+from .metrics_stream import LineTailer, MetricsTailer, RunSummary
+from .widgets.impl_toggle import ImplToggle
+from .widgets.loss_plot import LossPlot
+from .widgets.memory_gauges import MemoryGauges
+from .widgets.metric_card import MetricCard
+from .widgets.run_status import RunStatus
 
 POLL_S = 0.33          # tail the metrics and the log this often (3 Hz)
-
-
-class DeviceSampled(Message):
-    """A device sample from the telemetry thread."""
-
-    def __init__(self, sample: DeviceSample) -> None:
-        super().__init__()
-        self.sample = sample
-
-
-class RunEnded(Message):
-    """The run this screen shows wrote its end record (status done / stopped / crashed)."""
-
-    def __init__(self, run_id: str, status: str, message: str) -> None:
-        super().__init__()
-        self.run_id, self.status, self.message = run_id, status, message
+SMALL_W, SMALL_H = 100, 30   # below either, the -small layout (80x24: a shorter log, a tighter column)
 
 
 class TrainScreen(Screen):
@@ -72,7 +58,8 @@ class TrainScreen(Screen):
         Binding("ctrl+c", "interrupt", "Stop", show=False),
         Binding("l", "log_scale", "Log scale", tooltip="Switch the loss axis between linear and log"),
         Binding("i", "impl", "mine/reference", tooltip="Train your code or the reference"),
-        Binding("escape", "back", "Back", tooltip="Leave (a running run is stopped)"),
+        Binding("q", "back", "Back", tooltip="Leave the Train screen (a running run is stopped)"),
+        Binding("escape", "back", "Back", show=False, tooltip="Leave the Train screen (a running run is stopped)"),
     ]
 
     def __init__(self, mission: Mission, workspace: Workspace, *, impl: str = "mine",
@@ -109,7 +96,7 @@ class TrainScreen(Screen):
                 yield Static("[dim]no sample yet[/]", id="train-sample")
             with Vertical(id="train-right"):
                 yield MetricCard("tokens/s", caption="wall time, smoothed", id="train-toks")
-                yield MetricCard("MFU", caption="6N + 12·L·H·Q·T per token / peak", id="train-mfu")
+                yield MetricCard("MFU", caption="of the device's peak", id="train-mfu")
                 yield MemoryGauges(id="train-memory")
         yield RichLog(id="train-log", max_lines=2000, wrap=True, markup=True)
         yield Footer()
@@ -140,6 +127,12 @@ class TrainScreen(Screen):
                 self._log(f"[dim]showing the last run, {last.name}[/]")
                 self.attach(last)
 
+    def on_resize(self, event: Resize) -> None:
+        self.set_class(event.size.width < SMALL_W or event.size.height < SMALL_H, "-small")
+
+    def on_screen_resume(self) -> None:
+        self.set_class(self.app.size.width < SMALL_W or self.app.size.height < SMALL_H, "-small")
+
     def on_unmount(self) -> None:
         if self._monitor is not None:
             self._monitor.stop()
@@ -149,6 +142,13 @@ class TrainScreen(Screen):
     @property
     def running(self) -> bool:
         return self.job is not None and self.job.running
+
+    @property
+    def planned_steps(self) -> int | None:
+        """The steps the run shown was started for."""
+        if self.job is not None:
+            return self.job.steps
+        return self.summary.total_steps or (self.mission.train.steps if self.mission.train else None)
 
     def attach(self, run_dir: Path, job: TrainProcess | None = None) -> None:
         """Show the run in `run_dir` (follow it while it grows). `job`: the process writing it."""
@@ -163,7 +163,7 @@ class TrainScreen(Screen):
         self.query_one(MemoryGauges).allocator = {}
         self.query_one("#train-sample", Static).update("[dim]no sample yet[/]")
         status = self.query_one(RunStatus)
-        status.run_id, status.step, status.loss, status.message = self.run_dir.name, None, "", ""
+        status.step, status.loss, status.message = None, "", ""
         status.state = "starting" if job is not None else "finished"
         self._started = time.monotonic()
         self.poll()
@@ -317,10 +317,11 @@ class TrainScreen(Screen):
             peak = fmt.num(r.get("peak_flops"))
             if peak:
                 bits.append(f"peak {fmt.flops(peak)}")
+            if fmt.num(r.get("flops_per_token")):
+                bits.append(f"{fmt.rate(r.get('flops_per_token'))} FLOP/token (6N + 12·L·H·Q·T)")
             self._log(f"start: {escape(', '.join(bits))}")
             self.query_one("#train-mfu", MetricCard).caption = (
-                f"{fmt.rate(r.get('flops_per_token'))} FLOP/token, peak {fmt.flops(peak)}"
-                if peak else "no peak FLOP/s for this device")
+                f"of peak {fmt.flops(peak)}" if peak else "no peak FLOP/s known")
         elif kind == "eval":
             if s.val_loss is not None and s.val_step is not None:
                 plot.add_val(s.val_step, s.val_loss)
@@ -333,18 +334,34 @@ class TrainScreen(Screen):
             sample.update(escape(str(r.get("text", ""))[-2000:]) or "[dim](empty)[/]")
             sample.border_title = f"latest sample (step {r.get('step')})"
         elif kind == "end":
-            st, msg = str(r.get("status", "")), str(r.get("message") or "")
+            st, msg = str(r.get("status", "")), s.end_note(self.planned_steps)
             status.state, status.message = st or "finished", msg[:200]
             self.last_end = dict(r)
             self.query_one(ImplToggle).disabled = False
             style = {"done": "green", "stopped": "yellow"}.get(st, "red")
             self._log(f"[{style}]run {st}[/]" + (f": {escape(msg)}" if msg else ""))
             if self.job is not None:
-                self.notify(f"run {st}" + (f": {msg[:120]}" if msg else ""),
+                self.notify(f"run {st}" + (f": {msg[:160]}" if msg else ""),
                             severity="error" if st == "crashed" else "information")
-                self.post_message(RunEnded(self.run_dir.name if self.run_dir else "", st, msg))
 
     def _log(self, text: str) -> None:
         log = self.query_one(RichLog)
         width = log.scrollable_content_region.width
         log.write(text, width=width if width > 10 else None)
+
+
+class TrainApp(App[str | None]):
+    """`llm-lab train MISSION` without --headless: the Train screen alone, its run started at once.
+    The screen is pushed on mount (a screen's CSS_PATH is not loaded for an app's default screen);
+    q or escape quits with the last run's end status."""
+
+    TITLE = "llm-lab train"
+
+    def __init__(self, mission: Mission, workspace: Workspace, *, impl: str = "mine",
+                 steps: int | None = None, autostart: bool = True, **screen_kw) -> None:
+        super().__init__()
+        self.train_screen = TrainScreen(mission, workspace, impl=impl, steps=steps, autostart=autostart,
+                                        exit_on_back=True, **screen_kw)
+
+    def on_mount(self) -> None:
+        self.push_screen(self.train_screen)

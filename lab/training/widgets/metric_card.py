@@ -9,7 +9,6 @@ triggers a layout pass: the card updates a few times a second while training run
 from __future__ import annotations
 
 import math
-import time
 from collections import deque
 
 from rich.text import Text
@@ -18,15 +17,14 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Sparkline
 
+from .throttle import Throttle
+
 HISTORY = 120
 SPARK_FPS = 2.0      # the sparkline redraws at most this often (it is the card's costly part)
-SLACK_S = 0.1        # a redraw due within this long happens now (no extra frame later)
 
 
 class _ValueLine(Widget):
     """The card's first line: its value in bold, then its caption, dim (read from the card)."""
-
-    DEFAULT_CSS = "_ValueLine { height: 1; }"
 
     def render(self) -> Text:
         card = self.parent
@@ -35,11 +33,6 @@ class _ValueLine(Widget):
 
 
 class MetricCard(Widget):
-    DEFAULT_CSS = """
-    MetricCard { height: 4; border: round $primary 50%; padding: 0 1; }
-    MetricCard > Sparkline { height: 1; }
-    """
-
     value: reactive[str] = reactive("—", repaint=False)
     caption: reactive[str] = reactive("", repaint=False)
 
@@ -48,12 +41,11 @@ class MetricCard(Widget):
         super().__init__(name=name, id=id, classes=classes)
         self.border_title = title
         self.history: deque[float] = deque(maxlen=HISTORY)
-        self._spark_t = 0.0
-        self._spark_timer = None
+        self._spark = Throttle(self, fps=SPARK_FPS, draw=self._draw_sparkline)
         self.set_reactive(MetricCard.caption, caption)
 
     def compose(self) -> ComposeResult:
-        yield _ValueLine()
+        yield _ValueLine(classes="value-line")
         yield Sparkline([], summary_function=max)
 
     def _repaint_line(self) -> None:
@@ -76,22 +68,13 @@ class MetricCard(Widget):
 
     def update_sparkline(self) -> None:
         """Show the history now, or once later if the last redraw was less than 1/SPARK_FPS ago."""
-        if not self.is_mounted:
-            return
-        wait = 1.0 / SPARK_FPS - (time.monotonic() - self._spark_t)
-        if wait <= SLACK_S:
-            self._spark_t = time.monotonic()
-            self.query_one(Sparkline).data = list(self.history)
-        elif self._spark_timer is None:
-            self._spark_timer = self.set_timer(wait, self._deferred_sparkline)
+        self._spark()
 
-    def _deferred_sparkline(self) -> None:
-        self._spark_timer = None
-        self.update_sparkline()
+    def _draw_sparkline(self) -> None:
+        self.query_one(Sparkline).data = list(self.history)
 
     def clear(self) -> None:
         self.history.clear()
         self.value = "—"
         if self.is_mounted:
-            self._spark_t = time.monotonic()
-            self.query_one(Sparkline).data = []
+            self._spark.now()

@@ -14,11 +14,6 @@ IMPLS = ("mine", "reference")
 
 
 class ImplToggle(Widget):
-    DEFAULT_CSS = """
-    ImplToggle { width: auto; height: 1; padding: 0 1; }
-    ImplToggle:disabled { opacity: 60%; }
-    """
-
     impl: reactive[str] = reactive("mine")
 
     class Changed(Message):

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import math
 
+_RATE = (("G", 1e9), ("M", 1e6), ("k", 1e3))
+_FLOPS = (("PFLOP/s", 1e15), ("TFLOP/s", 1e12), ("GFLOP/s", 1e9), ("MFLOP/s", 1e6))
+_BYTES = (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10))
+
 
 def num(value) -> float | None:
     """A finite float from a record field ("nan" strings and missing keys give None)."""
@@ -13,15 +17,20 @@ def num(value) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def _scaled(x: float, units, spec: str, sep: str) -> str | None:
+    """x in the largest unit it reaches ("1.23k"), or None below the smallest."""
+    for unit, scale in units:
+        if abs(x) >= scale:
+            return f"{x / scale:{spec}}{sep}{unit}"
+    return None
+
+
 def rate(x) -> str:
     """12.3, 1.23k, 45.6M (tokens/s)."""
     x = num(x)
     if x is None:
         return "—"
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(x) >= scale:
-            return f"{x / scale:.3g}{unit}"
-    return f"{x:.3g}"
+    return _scaled(x, _RATE, ".3g", "") or f"{x:.3g}"
 
 
 def percent(fraction) -> str:
@@ -42,20 +51,14 @@ def flops(x) -> str:
     v = num(x)
     if v is None or v <= 0:
         return "—"
-    for unit, scale in (("PFLOP/s", 1e15), ("TFLOP/s", 1e12), ("GFLOP/s", 1e9), ("MFLOP/s", 1e6)):
-        if v >= scale:
-            return f"{v / scale:.3g} {unit}"
-    return f"{v:.3g} FLOP/s"
+    return _scaled(v, _FLOPS, ".3g", " ") or f"{v:.3g} FLOP/s"
 
 
 def nbytes(n) -> str:
     x = num(n)
     if x is None:
         return "—"
-    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if abs(x) >= scale:
-            return f"{x / scale:.1f} {unit}"
-    return f"{int(x)} B"
+    return _scaled(x, _BYTES, ".1f", " ") or f"{int(x)} B"
 
 
 def loss(x) -> str:

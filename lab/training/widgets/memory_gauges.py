@@ -1,8 +1,9 @@
 """MemoryGauges: device memory (NVML, or RAM in CPU mode) next to PyTorch's allocator memory.
 
-Reactives down: `sample` (a lab.training.telemetry.DeviceSample, ~2 Hz) and `allocator` (the
-mem_alloc / mem_peak / mem_reserved of the run's latest step record). The last line says in one
-sentence why the two differ (ALLOCATOR_VS_DEVICE).
+Reactives down: `sample` (a lab.training.device_sampling.DeviceSample, ~2 Hz) and `allocator` (the
+mem_alloc / mem_peak / mem_reserved of the run's latest step record, present when the run uses
+CUDA). On a GPU the last line says in one sentence why the two differ (ALLOCATOR_VS_DEVICE); on a
+CPU there is no allocator to compare, so neither line is shown.
 """
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from lab.training import fmt
-from lab.training.telemetry import ALLOCATOR_VS_DEVICE, DeviceSample
+from .. import formatting as fmt
+from ..device_sampling import ALLOCATOR_VS_DEVICE, DeviceSample
 
-BAR_W = 10
+BAR_W = 7
 LABEL_W = 10
 _UNITS = {"TiB": 1 << 40, "GiB": 1 << 30, "MiB": 1 << 20, "KiB": 1 << 10}
 
@@ -43,10 +44,6 @@ def note(text: str) -> Text:
 
 
 class MemoryGauges(Widget):
-    DEFAULT_CSS = """
-    MemoryGauges { height: auto; border: round $primary 50%; padding: 0 1; }
-    """
-
     sample: reactive[DeviceSample | None] = reactive(None, repaint=False)
     allocator: reactive[dict] = reactive(dict, repaint=False)
 
@@ -87,7 +84,7 @@ class MemoryGauges(Widget):
             if s.proc_gpu_mem is None:
                 out.append(note("NVML gives no per-process figure"))
         else:
-            out.append(Text(s.label, style="yellow"))
+            out.append(Text(s.label, style="bold"))
             out.append(gauge("RAM", s.ram_used, s.ram_total))
         if s is not None:
             if s.alive:
@@ -101,9 +98,8 @@ class MemoryGauges(Widget):
             total = s.mem_total if (s is not None and s.gpu) else a.get("mem_reserved")
             out.append(gauge("allocator", a["mem_alloc"], total, style="magenta"))
             out.append(note(f"peak {fmt.nbytes(a.get('mem_peak'))}, reserved {fmt.nbytes(a.get('mem_reserved'))}"))
-        else:
-            out.append(Text.assemble(("allocator".ljust(LABEL_W), "bold"), ("— (no CUDA in this run)", "dim")))
-        out.append(Text(ALLOCATOR_VS_DEVICE, style="dim italic"))
+        if s is not None and s.gpu:
+            out.append(Text(ALLOCATOR_VS_DEVICE, style="dim italic"))
         return out
 
     def render(self) -> Group:

@@ -1,97 +1,38 @@
-"""`llm-lab train MISSION [--impl mine|reference] [--headless] [--steps N] [--workspace W]`.
+"""`llm-lab train MISSION --headless`: a run's progress as plain output, no Textual.
 
-Without --headless: the Train screen (lab.screens.train) in a small app of its own, the run started
-at once. With --headless: a rich progress bar with loss, tokens/s and MFU on a terminal; on a plain
-stream (CI logs, pipes) one line per second instead, plus eval/sample/end lines and the run's own
-output. Ctrl-C (or SIGTERM) stops the run cleanly: the child gets SIGINT and writes `end stopped`; a
-second Ctrl-C kills it. Exit code: 0 done, 130 stopped, 1 crashed, 2 the run could not start.
+On a terminal: a rich progress bar with loss, tokens/s and MFU, and the run's events printed above
+it. On a plain stream (CI logs, pipes): one line per second instead, plus eval/sample/end lines and
+the run's own output. Ctrl-C (or SIGTERM) stops the run cleanly: the child gets SIGINT and writes
+`end stopped`; a second Ctrl-C kills it. Should this process fail, the run is ended with that reason
+(status stopped), never left to read as killed by the system.
 """
 from __future__ import annotations
 
 import signal
-import sys
 import time
-from pathlib import Path
 
 from rich.console import Console
 
-from .training import fmt
-from .training.job import TrainError, TrainProcess
-from .training.summary import RunSummary
-from .training.tailer import LineTailer, MetricsTailer
+from . import formatting as fmt
+from .job import TrainError, TrainProcess
+from .metrics_stream import LineTailer, MetricsTailer, RunSummary
 
 POLL_S = 0.2
 PLAIN_EVERY_S = 1.0
 EXIT = {"done": 0, "stopped": 130, "crashed": 1}
 
 
-def _console() -> Console:
+def console_for_output() -> Console:
     console = Console(highlight=False)
     if not console.is_terminal:   # CI logs: no wrapping of long paths at 80 columns
         console = Console(highlight=False, soft_wrap=True)
     return console
 
 
-def run_train(args) -> int:
-    from grader import missions as M
-    console = _console()
-    try:
-        mission = M.get(args.mission)
-    except (M.MissionError, KeyError) as e:
-        console.print(f"[red]{e}[/]")
-        return 2
-    if mission.train is None:
-        with_train = ", ".join(m.id for m in M.load_all()[0] if m.train is not None)
-        console.print(f"[red]mission {mission.id!r} has no training job[/] (no [train] table in its "
-                      f"mission.toml). Missions that train: {with_train or 'none'}.")
-        return 2
-    impl = getattr(args, "impl", None) or "mine"
-    try:
-        ws = _workspace(args, impl)
-    except FileNotFoundError as e:
-        console.print(f"[red]{e}[/]")
-        return 2
-    steps = getattr(args, "steps", None)
-    if steps is not None and steps <= 0:
-        console.print("[red]--steps must be a positive number[/]")
-        return 2
-    if getattr(args, "headless", False):
-        return run_headless(mission, ws, impl=impl, steps=steps, console=console)
-    from .train_app import TrainApp
-    app = TrainApp(mission, ws, impl=impl, steps=steps)
-    result = app.run()
-    end = app.train_screen.last_end
-    status = str(end.get("status")) if end else result
-    if end:
-        message = str(end.get("message") or "")
-        console.print(f"run {app.train_screen.run_dir.name if app.train_screen.run_dir else ''}: "
-                      f"{status}{': ' + message if message else ''}")
-    return EXIT.get(status or "", 0)
+class _Lines:
+    """Line output for a stream that is not a terminal (CI): a progress line every second."""
 
-
-def _workspace(args, impl: str):
-    from grader import workspace
-    given = Path(args.workspace) if getattr(args, "workspace", None) else None
-    if impl == "reference":
-        # The reference needs no learner files, only a place for its runs: never create one silently.
-        try:
-            ws, _ = workspace.resolve(given, create=given is not None)
-            return ws
-        except FileNotFoundError:
-            root = Path.home() / ".cache" / "llm-lab" / "reference-workspace"
-            (root / workspace.MARKER).mkdir(parents=True, exist_ok=True)
-            return workspace.Workspace(root)
-    ws, note = workspace.resolve(given, create=True)
-    if note:
-        print(f"llm-lab: {note}", file=sys.stderr)
-    return ws
-
-
-# -- headless -------------------------------------------------------------------------------------
-class _Plain:
-    """Line output for a stream that is not a terminal (CI)."""
-
-    def __init__(self, console: Console, total: int):
+    def __init__(self, console: Console, total: int, label: str = ""):
         self.console, self.total, self.last, self.shown = console, total, 0.0, None
 
     def __enter__(self):
@@ -112,10 +53,11 @@ class _Plain:
                            f"tok/s {fmt.rate(s.tok_s)}  mfu {fmt.percent(s.mfu)}")
 
 
-class _Bar:
-    """A rich progress bar for a terminal."""
+class _Bar(_Lines):
+    """A rich progress bar for a terminal; events print above it."""
 
-    def __init__(self, console: Console, total: int, label: str):
+    def __init__(self, console: Console, total: int, label: str = ""):
+        super().__init__(console, total, label)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("loss [cyan]{task.fields[loss]}[/]"),
@@ -169,7 +111,7 @@ def _escape(text: str) -> str:
 
 def run_headless(mission, ws, *, impl: str = "mine", steps: int | None = None,
                  console: Console | None = None) -> int:
-    console = console or _console()
+    console = console or console_for_output()
     try:
         job = TrainProcess(mission, ws, impl=impl, steps=steps).start()
     except TrainError as e:
@@ -178,8 +120,7 @@ def run_headless(mission, ws, *, impl: str = "mine", steps: int | None = None,
     console.print(f"[bold]{mission.id}[/] ({impl}) — training {job.steps} steps; run {job.run_id}")
     tail, out = MetricsTailer(job.metrics_path), LineTailer(job.log_path)
     summary = RunSummary()
-    view = (_Bar(console, job.steps, f"{mission.id} ({impl})") if console.is_terminal
-            else _Plain(console, job.steps))
+    view = (_Bar if console.is_terminal else _Lines)(console, job.steps, f"{mission.id} ({impl})")
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, _interrupt)
 
@@ -196,6 +137,7 @@ def run_headless(mission, ws, *, impl: str = "mine", steps: int | None = None,
         view.update(summary)
 
     interrupts = 0
+    failure = "llm-lab train --headless stopped following the run"
     try:
         with view:
             while summary.end is None:
@@ -215,21 +157,24 @@ def run_headless(mission, ws, *, impl: str = "mine", steps: int | None = None,
                         job.stop()
                     else:
                         view.print("[red]killing the run[/]")
-                        job.kill()
+                        job.kill("killed by a second Ctrl-C")
             view.update(summary, force=True)
+    except BaseException as e:          # this process failed: end the run saying so, then report
+        failure = f"llm-lab train --headless failed ({type(e).__name__}: {e})"
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
         if job.running and summary.end is not None:
             job.wait(5)                 # it wrote its end record and is exiting
         if job.running:
-            job.kill()
+            job.kill(failure)
         job.finalize()
     for line in out.poll_lines():
         console.print(f"[dim]{_escape(line)}[/]")
     end = summary.end or {}
     status = str(end.get("status", "crashed"))
     style = {"done": "green", "stopped": "yellow"}.get(status, "red")
-    message = str(end.get("message") or "")
+    message = summary.end_note(job.steps)
     last = (f"step {summary.done_steps(job.steps)}, loss {fmt.loss(summary.loss_raw)}, tok/s {fmt.rate(summary.tok_s)}"
             if summary.step is not None else "no steps")
     console.print(f"[{style}]status {status}[/]{': ' + _escape(message) if message else ''} ({last})")

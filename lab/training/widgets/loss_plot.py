@@ -22,7 +22,6 @@ Not handled: zoom and pan, more than two series, a legend per colour-blind palet
 from __future__ import annotations
 
 import math
-import time
 
 from rich.text import Text
 from textual.message import Message
@@ -30,8 +29,9 @@ from textual.strip import Strip
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from .throttle import Throttle
+
 MAX_FPS = 2.0
-SLACK_S = 0.1               # a redraw due within this long happens now (no extra frame later)
 MAX_POINTS = 50_000          # older train points are thinned (every other one) beyond this
 Y_LABEL_W = 8
 TRAIN_STYLE, VAL_STYLE, AXIS_STYLE = "cyan", "bold yellow", "grey50"
@@ -207,9 +207,6 @@ def render_plot(train: list[tuple[float, float]], val: list[tuple[float, float]]
 class LossPlot(Widget):
     """Train and validation loss against step."""
 
-    DEFAULT_CSS = """
-    LossPlot { height: 1fr; min-height: 8; }
-    """
 
     log_scale: reactive[bool] = reactive(False)
     x_max: reactive[float] = reactive(0.0)
@@ -228,8 +225,7 @@ class LossPlot(Widget):
         self.renders = 0                     # how many times the plot was drawn (tests, benchmarks)
         self._buckets = Buckets()
         self._cache: tuple | None = None
-        self._last_draw = 0.0
-        self._timer = None
+        self._redraw = Throttle(self, fps=MAX_FPS, draw=self.refresh)
 
     # -- data in --------------------------------------------------------------------------------
     def add_train(self, step: float, loss: float, *, redraw: bool = True) -> None:
@@ -261,19 +257,7 @@ class LossPlot(Widget):
 
     def request_redraw(self) -> None:
         """Refresh now, or once later if the last redraw was less than 1/MAX_FPS ago."""
-        if not self.is_mounted:
-            return
-        wait = 1.0 / MAX_FPS - (time.monotonic() - self._last_draw)
-        if wait <= SLACK_S:
-            self._last_draw = time.monotonic()
-            self.refresh()
-        elif self._timer is None:
-            self._timer = self.set_timer(wait, self._deferred)
-
-    def _deferred(self) -> None:
-        self._timer = None
-        self._last_draw = time.monotonic()
-        self.refresh()
+        self._redraw()
 
     def _strips(self) -> list[Strip]:
         """The plot's lines as Strips, rebuilt only when the data, the size or the scale changed

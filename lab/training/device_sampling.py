@@ -1,13 +1,16 @@
-"""Device telemetry for the Train screen, sampled in the lab process (no torch here, ever).
+"""Device sampling for the Train screen: what the GPU (or CPU) the run uses is doing, sampled in
+the lab process about twice a second (no torch here, ever). The run's own figures (loss, tokens/s,
+PyTorch's allocator) come from its metrics stream instead (metrics_stream.py).
 
 GPU mode, through NVML (nvidia-ml-py, `import pynvml`): memory used/total, utilisation, temperature
 and power of the run's GPU, and the memory NVML attributes to the run's processes.
 CPU mode, through psutil: RSS and CPU% of the run's process tree, and the machine's RAM.
 
 Every NVML failure (no nvidia-ml-py, no libnvidia-ml, no GPU, a driver/library mismatch, a query
-that is NotSupported on the essentials) falls back to CPU mode with the reason in the label:
-"no NVIDIA GPU: showing CPU (NVML Shared Library Not Found)". The process-tree RSS/CPU is sampled in
-both modes. A query that fails on an optional field (temperature, power, utilisation, processes;
+that is NotSupported on the essentials) falls back to CPU mode, labelled "CPU (no NVIDIA GPU)". The
+NVML reason is kept in `nvml_error`, and shown only where an NVIDIA device exists (/dev/nvidiactl:
+then a failing NVML is news; on a machine without one, "library not found" is noise). The
+process-tree RSS/CPU is sampled in both modes. A query that fails on an optional field (temperature, power, utilisation, processes;
 some boards or containers do not expose them) only blanks that field.
 
 Which GPU is "the run's": the one whose NVML process list holds a pid of the run's tree (found once);
@@ -54,6 +57,7 @@ class DeviceSample:
     ram_used: int | None = None             # the machine's RAM
     ram_total: int | None = None
     alive: bool = False                     # the run's process exists
+    nvml_error: str | None = None           # why not GPU mode (CPU mode only)
 
     @property
     def gpu(self) -> bool:
@@ -81,6 +85,7 @@ class DeviceSampler:
         self._index: int | None = None
         self._name: str | None = None
         self._pinned = False                    # the GPU was found through the run's pids
+        self._had_gpu = False                   # GPU mode worked once (then a failure is news)
         self._procs: dict[int, Any] = {}
 
     # -- NVML -----------------------------------------------------------------------------------
@@ -211,11 +216,13 @@ class DeviceSampler:
         if self.nvml is not None:
             try:
                 gpu = self._gpu_fields(pids)
+                self._had_gpu = True
                 return DeviceSample(mode="gpu", label=f"{self._name} (GPU {self._index})",
                                     gpu_index=self._index, gpu_name=self._name, **gpu, **proc)
             except Exception as e:  # the GPU went away, or memory info is NotSupported
                 self._fail(_reason(e))
-        return DeviceSample(mode="cpu", label=f"no NVIDIA GPU: showing CPU ({self.nvml_error})", **proc)
+        return DeviceSample(mode="cpu", label=cpu_label(self.nvml_error, self._had_gpu or None),
+                            nvml_error=self.nvml_error, **proc)
 
     def close(self) -> None:
         if self.nvml is not None:
@@ -257,6 +264,15 @@ class DeviceMonitor:
             except Exception:
                 pass  # telemetry must never take the lab down
             self._stop.wait(self.interval)
+
+
+def cpu_label(nvml_error: str | None, nvidia_present: bool | None = None) -> str:
+    """"CPU (no NVIDIA GPU)", or with NVML's reason where an NVIDIA device exists but NVML failed."""
+    if nvidia_present is None:
+        nvidia_present = os.path.exists("/dev/nvidiactl")
+    if nvidia_present and nvml_error:
+        return f"CPU (NVIDIA GPU not readable: {nvml_error})"
+    return "CPU (no NVIDIA GPU)"
 
 
 def _optional(read: Callable[[], Any]) -> Any:
