@@ -175,3 +175,63 @@ def finite_where_expected(got, want) -> bool:
     import numpy as np
     g, w = to_numpy(got), to_numpy(want)
     return bool(np.all(np.isfinite(g) | ~np.isfinite(w)))
+
+
+# -- the project's pretrained tiny GPT-2 (transformers, real Conv1D) and Shakespeare it has not seen ---
+_MODEL_CACHE: dict = {}
+
+
+def tiny_gpt2():
+    """A fresh float32 copy of the project's tiny GPT-2 (GPT2LMHeadModel, eval mode, eager attention)."""
+    import copy
+    if "model" not in _MODEL_CACHE:
+        from transformers import GPT2LMHeadModel
+        from transformers.utils import logging as hf_logging
+
+        from engine.shared.models import tiny_gpt2_path
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        _MODEL_CACHE["model"] = GPT2LMHeadModel.from_pretrained(
+            tiny_gpt2_path(), attn_implementation="eager").eval()
+    return copy.deepcopy(_MODEL_CACHE["model"])
+
+
+def val_tokens(n_tokens: int = 6000):
+    """The first n_tokens of the validation text (unseen plays), with the model's own tokenizer."""
+    if "val" not in _MODEL_CACHE:
+        from transformers import AutoTokenizer
+
+        from engine.shared.data import text_path
+        from engine.shared.models import tiny_gpt2_path
+        tok = AutoTokenizer.from_pretrained(tiny_gpt2_path())
+        text = text_path("val").read_text(encoding="utf-8")[:60_000]
+        _MODEL_CACHE["val"] = torch.tensor(tok(text)["input_ids"], dtype=torch.long)
+    ids = _MODEL_CACHE["val"]
+    if len(ids) < n_tokens:
+        raise RuntimeError(f"only {len(ids)} validation tokens in the first 60,000 characters")
+    return ids[:n_tokens]
+
+
+@torch.no_grad()
+def val_loss(model, windows: int = 8, length: int = 128) -> float:
+    """Mean next-token cross-entropy (nats) of a transformers causal LM on fixed validation windows."""
+    ids = val_tokens(windows * (length + 1))
+    batch = ids.view(windows, length + 1)
+    logits = model(input_ids=batch[:, :-1]).logits
+    return float(torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten()))
+
+
+def tensor_bytes(module) -> int:
+    """Bytes of every tensor a module keeps: its state_dict (parameters and buffers) and any tensor
+    stored as a plain attribute, each storage counted once."""
+    seen, total = set(), 0
+    tensors = list(module.state_dict(keep_vars=True).values())
+    tensors += [v for v in vars(module).values() if isinstance(v, torch.Tensor)]
+    for t in tensors:
+        if not isinstance(t, torch.Tensor):
+            continue
+        key = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+        if key not in seen:
+            seen.add(key)
+            total += t.untyped_storage().nbytes()
+    return total
