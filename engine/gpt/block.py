@@ -21,7 +21,7 @@ class MLP(nn.Module):
         super().__init__()
         self.up = nn.Linear(cfg.d_model, cfg.mlp_hidden, bias=cfg.bias)
         self.down = nn.Linear(cfg.mlp_hidden, cfg.d_model, bias=cfg.bias)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout)                  # on the branch output, before the add
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.drop(self.down(F.gelu(self.up(x))))     # exact (erf) GELU, not the tanh one

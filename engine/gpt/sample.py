@@ -25,8 +25,11 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
 
     Walk the tokens from most to least likely, adding up their probabilities. A token stays if the
     mass of the tokens *before* it is still below p; so the token that carries the sum across p
-    stays too, and the most likely token always stays.
+    stays too, and the most likely token always stays. p >= 1 keeps every token: in float32 the
+    running sum can reach 1.0 while tokens are left, and `mass_before >= 1.0` would cut them.
     """
+    if p >= 1.0:
+        return logits                                              # the whole distribution
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
     probs = torch.softmax(sorted_logits, dim=-1)
     mass_before = torch.cumsum(probs, dim=-1) - probs              # mass strictly before each token

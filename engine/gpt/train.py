@@ -100,7 +100,9 @@ def configure_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
                lr: float, grad_clip: float) -> float:
-    """One update: set the lr, forward, backward, clip the gradient norm, step. Returns the loss."""
+    """One update: set the lr, forward, zero_grad, backward, clip the global gradient norm (between
+    backward and step: the step must see the clipped gradient; grad_clip = 0 is off), step.
+    Returns the loss before the update, a float."""
     for group in optimizer.param_groups:
         group["lr"] = lr
     _, loss = model(x, y)
@@ -115,7 +117,8 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tens
 @torch.no_grad()
 def estimate_loss(model: nn.Module, data: torch.Tensor, batch_size: int, block_size: int,
                   n_batches: int, generator: torch.Generator | None = None) -> float:
-    """Mean loss over n_batches random batches, in eval mode (no dropout), no gradients."""
+    """Mean of model(x, y)'s loss over n_batches batches, in eval mode (no dropout) and without
+    gradients; the model goes back to the mode it was in (a training loop evaluates mid-run)."""
     was_training = model.training
     model.eval()
     total = 0.0
