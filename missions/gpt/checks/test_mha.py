@@ -2,12 +2,13 @@
 
 The state_dict layout both share: q_proj, k_proj, v_proj (Linear C -> C), out_proj (Linear C -> C).
 """
-
+import numpy as np
 import torch
 
-from engine.gpt.attention import MultiHeadAttention as RefMHA
-from gpt_check_utils import allclose, configs, load_reference_weights, one_thread
-from grader.checks import expect_close, expect_shape, expect_type, fail
+from engine.gpt.attention import MultiHeadAttention as RefMHA, scaled_dot_product_attention as ref_sdpa
+from gpt_check_utils import (HYPOTHESIS_TOL, expect_tensor, learner_config, load_reference_weights,
+                             one_thread, ref_config)
+from grader.checks import check_close, expect, expect_finite, expect_type, is_close, to_numpy
 from grader.seam import learner
 
 # tolerance: two float32 matmul chains of depth 3 over <= 64 channels; different but correct code
@@ -19,39 +20,6 @@ SHAPES = [  # (d_model, n_head, bias, B, T): heads of 8, 16 and 4 channels; a he
     dict(d_model=48, n_head=3, bias=False, B=1, T=16),
     dict(d_model=64, n_head=8, bias=True, B=3, T=5),
 ]
-
-
-def _variants(ref, x):
-    """Outputs of classic wrong ways to split/merge heads, with the reference's own weights."""
-    B, T, C = x.shape
-    nh, hs = ref.n_head, ref.head_dim
-    q, k, v = ref.q_proj(x), ref.k_proj(x), ref.v_proj(x)
-    sdpa = _ref_sdpa
-
-    def heads_ok(t):
-        return t.view(B, T, nh, hs).transpose(1, 2)
-
-    def merge_ok(y):
-        return y.transpose(1, 2).reshape(B, T, C)
-
-    out = {}
-    split_wrong = [lambda t: t.view(B, nh, T, hs),                               # reshape, no transpose
-                   lambda t: t.view(B, T, hs, nh).permute(0, 3, 1, 2)]          # heads interleaved
-    for i, split in enumerate(split_wrong):
-        out[f"split{i}"] = ref.out_proj(merge_ok(sdpa(split(q), split(k), split(v), True)))
-    out["merge"] = ref.out_proj(sdpa(heads_ok(q), heads_ok(k), heads_ok(v), True).reshape(B, T, C))
-    out["nocausal"] = ref.out_proj(merge_ok(sdpa(heads_ok(q), heads_ok(k), heads_ok(v), False)))
-    out["noproj"] = merge_ok(sdpa(heads_ok(q), heads_ok(k), heads_ok(v), True))
-    # one big head of size C (no split at all): scores scaled by 1/sqrt(C)
-    one = lambda t: t.view(B, 1, T, C)
-    out["onehead"] = ref.out_proj(sdpa(one(q), one(k), one(v), True).reshape(B, T, C))
-    return out
-
-
-def _ref_sdpa(q, k, v, causal):
-    from engine.gpt.attention import scaled_dot_product_attention
-    return scaled_dot_product_attention(q, k, v, causal)
-
 
 MESSAGES = {
     "split0": "looks like the heads are split along the wrong axis: (B, T, C) must be viewed as "
@@ -67,48 +35,76 @@ MESSAGES = {
 }
 
 
+def _variants(ref, x):
+    """Outputs of classic wrong ways to split/merge heads, with the reference's own weights."""
+    B, T, C = x.shape
+    nh, hs = ref.n_head, ref.head_dim
+    q, k, v = ref.q_proj(x), ref.k_proj(x), ref.v_proj(x)
+
+    def heads_ok(t):
+        return t.view(B, T, nh, hs).transpose(1, 2)
+
+    def merge_ok(y):
+        return y.transpose(1, 2).reshape(B, T, C)
+
+    out = {}
+    split_wrong = [lambda t: t.view(B, nh, T, hs),                               # reshape, no transpose
+                   lambda t: t.view(B, T, hs, nh).permute(0, 3, 1, 2)]          # heads interleaved
+    for i, split in enumerate(split_wrong):
+        out[f"split{i}"] = ref.out_proj(merge_ok(ref_sdpa(split(q), split(k), split(v), True)))
+    out["merge"] = ref.out_proj(ref_sdpa(heads_ok(q), heads_ok(k), heads_ok(v), True).reshape(B, T, C))
+    out["nocausal"] = ref.out_proj(merge_ok(ref_sdpa(heads_ok(q), heads_ok(k), heads_ok(v), False)))
+    out["noproj"] = merge_ok(ref_sdpa(heads_ok(q), heads_ok(k), heads_ok(v), True))
+    one = lambda t: t.view(B, 1, T, C)                    # noqa: E731  one big head of size C
+    out["onehead"] = ref.out_proj(ref_sdpa(one(q), one(k), one(v), True).reshape(B, T, C))
+    return out
+
+
 def test_matches_reference(seed):
     with one_thread():
         cases = []
         for i, s in enumerate(SHAPES):
             torch.manual_seed(seed + i)
-            ref_cfg, my_cfg = configs(d_model=s["d_model"], n_head=s["n_head"], bias=s["bias"])
-            ref = RefMHA(ref_cfg).eval()
+            ref = RefMHA(ref_config(d_model=s["d_model"], n_head=s["n_head"], bias=s["bias"])).eval()
             x = torch.randn(s["B"], s["T"], s["d_model"])
             with torch.no_grad():
-                cases.append((s, my_cfg, ref, x, ref(x), _variants(ref, x)))
+                cases.append((s, ref, x, ref(x), _variants(ref, x)))
 
         MHA = learner("attention").MultiHeadAttention
-        for s, my_cfg, ref, x, want, variants in cases:
+        for s, ref, x, want, variants in cases:
             what = (f"MultiHeadAttention(d_model={s['d_model']}, n_head={s['n_head']}, "
                     f"bias={s['bias']}) on x {tuple(x.shape)}")
-            mine = MHA(my_cfg)
+            mine = MHA(learner_config(d_model=s["d_model"], n_head=s["n_head"], bias=s["bias"]))
             load_reference_weights(mine, ref.state_dict(), what)
             mine.eval()
             with torch.no_grad():
                 got = mine(x.clone())
-            expect_type(got, torch.Tensor, what=what)
-            expect_shape(got, tuple(want.shape), what=what)
-            if not allclose(got, want, ATOL, RTOL):
-                for name, out in variants.items():
-                    if allclose(got, out, 1e-4, 1e-4):
-                        fail(f"{what}: {MESSAGES[name]}")
-            expect_close(got, want, what=what, atol=ATOL, rtol=RTOL)
+            expect_tensor(got, want.shape, what)
+
+            def diagnose(got, want, variants=variants):
+                return next((MESSAGES[name] for name, out in variants.items()
+                             if is_close(got, out, atol=HYPOTHESIS_TOL, rtol=HYPOTHESIS_TOL)), None)
+            check_close(got, want, what=what, atol=ATOL, rtol=RTOL, diagnose=diagnose)
 
 
 def test_gradients_flow(seed):
     """Every projection takes part: a backward pass reaches all four weight matrices."""
     with one_thread():
         torch.manual_seed(seed)
-        _, my_cfg = configs(d_model=32, n_head=4)
-        mine = learner("attention").MultiHeadAttention(my_cfg)
         x = torch.randn(2, 6, 32, requires_grad=True)
+        upstream = torch.randn(2, 6, 32)
+        mine = learner("attention").MultiHeadAttention(learner_config(d_model=32, n_head=4))
+        what = "MultiHeadAttention(d_model=32, n_head=4)(x)"
         out = mine(x)
-        expect_type(out, torch.Tensor, what="MultiHeadAttention(...)(x)")
-        (out * torch.randn(out.shape)).sum().backward()
+        expect_tensor(out, (2, 6, 32), what)
+        (out * upstream).sum().backward()
         for name, p in mine.named_parameters():
-            if p.grad is None or not torch.isfinite(p.grad).all() or p.grad.abs().sum() == 0:
-                fail(f"MultiHeadAttention: parameter {name} gets no gradient; is it used in forward "
-                     "(and not detached)?")
-        if x.grad is None or x.grad.abs().sum() == 0:
-            fail("MultiHeadAttention: no gradient reaches the input x")
+            expect(p.grad is not None, f"MultiHeadAttention: parameter {name} gets no gradient; is it "
+                                       "used in forward (and not detached)?")
+            expect_type(p.grad, torch.Tensor, what=f"{name}.grad")
+            g = to_numpy(p.grad)
+            expect_finite(g, what=f"{what}: gradient of {name}")
+            expect(bool(np.abs(g).sum() > 0), f"MultiHeadAttention: parameter {name} gets a zero "
+                                              "gradient; is it used in forward (and not detached)?")
+        expect(x.grad is not None and bool(np.abs(to_numpy(x.grad)).sum() > 0),
+               "MultiHeadAttention: no gradient reaches the input x")
