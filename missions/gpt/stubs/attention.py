@@ -37,7 +37,7 @@ class MultiHeadAttention(nn.Module):
     Parameters (exactly these names; the checks load the reference's weights into them):
         q_proj  nn.Linear(C, nh·hs, bias=cfg.bias)      k_proj  nn.Linear(C, nkv·hs, bias=cfg.bias)
         v_proj  nn.Linear(C, nkv·hs, bias=cfg.bias)     out_proj nn.Linear(nh·hs, C, bias=cfg.bias)
-    plus nn.Dropout(cfg.dropout) on the output if you like (it has no parameters).
+    plus nn.Dropout(cfg.dropout) on the output, after out_proj (it has no parameters).
     nkv = cfg.kv_heads equals nh unless you do the grouped-query bonus (brief, section 9.4).
     RoPE bonus (section 9.1): if cfg.pos == "rope", rotate q and k; keep the cos/sin tables as
     buffers registered with persistent=False so they stay out of the state_dict.

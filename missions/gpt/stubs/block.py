@@ -18,7 +18,7 @@ class MLP(nn.Module):
     """Linear(C, H) -> GELU -> Linear(H, C), H = cfg.mlp_hidden (4·C).
 
     Parameters: up nn.Linear(C, H, bias=cfg.bias), down nn.Linear(H, C, bias=cfg.bias).
-    Use the exact GELU, F.gelu(x).
+    Use the exact GELU, F.gelu(x), and nn.Dropout(cfg.dropout) on the output, after down.
     """
 
     def __init__(self, cfg: GPTConfig):
@@ -33,7 +33,7 @@ class SwiGLU(nn.Module):
     """Bonus: down(silu(gate(x)) * up(x)).
 
     Parameters: gate nn.Linear(C, H), up nn.Linear(C, H), down nn.Linear(H, C) (bias=cfg.bias),
-    H = cfg.mlp_hidden.
+    H = cfg.mlp_hidden. Dropout on the output, as in MLP.
     """
 
     def __init__(self, cfg: GPTConfig):

@@ -30,7 +30,8 @@ class GPT(nn.Module):
         lm_head (no bias), tie lm_head.weight to tok_emb.weight, then initialise: every Linear and
         Embedding weight ~ normal(0, 0.02), every bias 0, and the two projections that end a
         residual branch (attn.out_proj, mlp.down) ~ normal(0, 0.02 / sqrt(2 · n_layer)).
-        Keep cfg as self.cfg (generation reads self.cfg.block_size)."""
+        Dropout: an nn.Dropout(cfg.dropout) on the embeddings (after tok_emb + pos_emb), so that
+        model.eval() switches it off. Keep cfg as self.cfg (generation reads self.cfg.block_size)."""
         super().__init__()
         raise NotImplementedError("GPT.__init__: see brief.md, section 5 (The model)")
 

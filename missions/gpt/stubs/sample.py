@@ -18,7 +18,8 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
 
     Walk the tokens from most to least likely; a token stays if the probability mass of the tokens
     BEFORE it is still below p (so the token that carries the sum across p stays, and the most
-    likely token always stays). Return the logits in their original order.
+    likely token always stays). Return the logits in their original order. p >= 1 keeps every
+    token (in float32 the running sum can reach 1.0 before the last tokens: do not cut them).
     """
     raise NotImplementedError("top_p_filter: see brief.md, section 7 (Sampling)")
 

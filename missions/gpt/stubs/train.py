@@ -80,14 +80,16 @@ def configure_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
                lr: float, grad_clip: float) -> float:
-    """One update: set the lr, forward, backward, clip the gradient norm, step. Returns the loss."""
+    """One update: set every group's lr, forward, zero_grad, backward, clip the global gradient norm
+    to grad_clip (only when grad_clip > 0; BEFORE optimizer.step()), step. Returns the loss (a float)."""
     raise NotImplementedError("train_step: see brief.md, section 6.4 (One step)")
 
 
 @torch.no_grad()
 def estimate_loss(model: nn.Module, data: torch.Tensor, batch_size: int, block_size: int,
                   n_batches: int, generator: torch.Generator | None = None) -> float:
-    """Mean loss over n_batches random batches, in eval mode (no dropout), no gradients."""
+    """Mean of model(x, y)[1] over n_batches batches from get_batch, as a float: in eval mode (no
+    dropout), no gradients; afterwards the model is back in the mode it was in."""
     raise NotImplementedError("estimate_loss: see brief.md, section 6.4 (One step)")
 
 
@@ -101,7 +103,8 @@ def save_checkpoint(path, model: nn.Module, optimizer: torch.optim.Optimizer, st
 
 def load_checkpoint(path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
                     generator: torch.Generator | None = None) -> int:
-    """Restore what save_checkpoint wrote; returns the step to continue from."""
+    """Restore what save_checkpoint wrote (weights, optimizer state, torch's RNG state, the
+    generator's state); returns the step to continue from."""
     raise NotImplementedError("load_checkpoint: see brief.md, section 6.6 (Checkpoints)")
 
 
