@@ -149,8 +149,8 @@ def _quiet(fn: Callable[[], Path | None]) -> Callable[[], Path | None]:
 
 
 MODELS: dict[str, ModelInfo] = {
-    "tiny-gpt2": ModelInfo("tiny-gpt2", "GPT2LMHeadModel, 4 layers, width 128, BPE vocab 2,048, context 256",
-                           "1.1M", "5 MB", "MIT (llm-lab; trained on public-domain Shakespeare)",
+    "tiny-gpt2": ModelInfo("tiny-gpt2", "GPT2LMHeadModel, 4 layers, width 128, BPE vocab 1,024, context 256",
+                           "0.96M", "4 MB", "MIT (llm-lab; trained on public-domain Shakespeare)",
                            "shipped: assets/models/tiny-gpt2 (assets/make_tiny_gpt2.py)",
                            _quiet(tiny_gpt2_path)),
     "minilm": ModelInfo("minilm", "BERT encoder (all-MiniLM-L6-v2), 6 layers, width 384",
