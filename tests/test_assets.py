@@ -262,3 +262,21 @@ def test_models_cli_lists_every_model(capsys):
     assert models.cli(["fetch", "nonsense"]) == 2
     assert models.cli(["path", "tiny-gpt2"]) == 0
     assert capsys.readouterr().out.strip().endswith("tiny-gpt2")
+
+
+def test_smollm2_when_fetched():
+    """Optional: only after `llm-lab models fetch smollm2` (needs the network once); CI never fetches it."""
+    from engine.shared.models import smollm2_path
+    path = smollm2_path()
+    if path is None:
+        pytest.skip("smollm2 not fetched (llm-lab models fetch smollm2 needs the network once)")
+    code = ("import sys, torch; from transformers import AutoModelForCausalLM, AutoTokenizer; p = sys.argv[1]; "
+            "tok = AutoTokenizer.from_pretrained(p); m = AutoModelForCausalLM.from_pretrained(p).eval(); "
+            "x = tok.apply_chat_template([{'role': 'user', 'content': 'What is the capital of France?'}], "
+            "add_generation_prompt=True, return_tensors='pt', return_dict=True); "
+            "out = m.generate(**x, max_new_tokens=16, do_sample=False); "
+            "print(tok.decode(out[0, x['input_ids'].shape[1]:], skip_special_tokens=True))")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Paris" in proc.stdout, proc.stdout

