@@ -7,6 +7,7 @@ from collections import Counter
 import numpy as np
 
 from engine.shared.data import text_path
+from grader.checks import CheckFailure, expect_equal, fail
 
 EOT = "<|endoftext|>"
 # a few scripts and symbols, so merges inside multi-byte characters happen
@@ -42,6 +43,41 @@ def sample_texts(rng: np.random.Generator) -> list[str]:
     chars = [chr(int(c)) for c in rng.integers(0x20, 0x2FFF, size=200) if not 0xD800 <= int(c) < 0xE000]
     texts.append("".join(chars))
     return texts
+
+
+# -- exact comparisons ----------------------------------------------------------------------------
+def same(got, want) -> bool:
+    """True when got equals want exactly, with the same plain types all the way down (through the
+    grader's captured expect_equal, so a learner object cannot answer for itself)."""
+    try:
+        expect_equal(got, want, what="")
+        return True
+    except CheckFailure:
+        return False
+
+
+def check_ids(got, what: str) -> list:
+    """got must be a plain list of Python ints (token ids); returns it."""
+    if type(got) is not list:
+        fail(f"{what}: expected a list of ints, got {type(got).__name__}")
+    for k, t in enumerate(got):
+        if type(t) is not int:
+            fail(f"{what}: element {k} is {type(t).__name__} {t!r}; return a list of Python ints")
+    return got
+
+
+def merge_right_to_left(word, pair, new_id):
+    """The classic slip: replace occurrences of `pair` scanning from the right (so (a, a, a) with
+    pair (a, a) becomes (a, aa) instead of (aa, a))."""
+    out, i = [], len(word) - 1
+    while i >= 0:
+        if i >= 1 and (word[i - 1], word[i]) == pair:
+            out.append(new_id)
+            i -= 2
+        else:
+            out.append(word[i])
+            i -= 1
+    return tuple(reversed(out))
 
 
 # -- naive training, with switches for the classic mistakes ------------------------------------------

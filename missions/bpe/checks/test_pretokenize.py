@@ -1,22 +1,24 @@
 """Checkpoint `pretokenize`: GPT-2 pre-tokenization and splitting around special tokens."""
-from _bpe_util import EOT, corpus, sample_texts, unicode_property
+from _bpe_util import EOT, corpus, same, sample_texts, unicode_property
 from engine.bpe.pretokenize import GPT2_RE, split_special as ref_split
-from grader.checks import expect, expect_type, fail
+from grader.checks import expect_equal, expect_type, fail
 from grader.seam import learner
+
 
 def _compare_pieces(text, got, want):
     what = f"pretokenize({text[:60]!r}{'...' if len(text) > 60 else ''})"
     expect_type(got, list, what=what)
     for k, piece in enumerate(got):
         expect_type(piece, str, what=f"{what}[{k}]")
-    if got == want:
-        return
-    if "".join(got) != text:
-        fail(f"{what}: the pieces do not join back to the text (some characters were lost or added); "
-             "use findall with GPT2_RE, which covers every character")
-    k = next(i for i, (a, b) in enumerate(zip(got + [None], want + [None])) if a != b)
-    fail(f"{what}: piece #{k} is {got[k] if k < len(got) else None!r}, expected {want[k] if k < len(want) else None!r} "
-         f"(expected pieces around it: {want[max(0, k - 2):k + 3]}); use the GPT-2 pattern as given")
+    if not same(got, want):
+        if not same("".join(got), text):
+            fail(f"{what}: the pieces do not join back to the text (some characters were lost or added); "
+                 "use findall with GPT2_RE, which covers every character")
+        k = next(i for i, (a, b) in enumerate(zip(got + [None], want + [None])) if not same(a, b))
+        fail(f"{what}: piece #{k} is {got[k] if k < len(got) else None!r}, expected "
+             f"{want[k] if k < len(want) else None!r} (expected pieces around it: {want[max(0, k - 2):k + 3]}); "
+             "use the GPT-2 pattern as given")
+    expect_equal(got, want, what=what)
 
 
 def test_pretokenize_matches_gpt2(rng):
@@ -53,12 +55,14 @@ def test_split_special(rng):
         got = split(t, list(sp))
         what = f"split_special({t[:70]!r}, {sp})"
         expect_type(got, list, what=what)
-        if "" in got:
+        for k, part in enumerate(got):
+            expect_type(part, str, what=f"{what}[{k}]")
+        if "" in got:   # raw-ok: got is a plain list of exact str (checked just above)
             fail(f"{what}: returned empty strings ({got}); drop them")
-        if got != want and sp and got == _unescaped_split(t, sp):
+        if not same(got, want) and sp and same(got, _unescaped_split(t, sp)):
             fail(f"{what}: got {got}: the specials were used as regex syntax ('|' means 'or'); special "
                  "tokens are literal text: escape them with regex.escape before joining them")
-        expect(got == want, f"{what}: expected {want}, got {got}")
+        expect_equal(got, want, what=what)
 
 
 def test_split_special_longest_first_and_escaped():
@@ -67,12 +71,12 @@ def test_split_special_longest_first_and_escaped():
     text = "a" + double + "b" + EOT + "c"
     got = split(text, [EOT, double])                             # the shorter one listed first
     want = ["a", double, "b", EOT, "c"]
-    if got == ["a", EOT, EOT, "b", EOT, "c"]:
+    if same(got, ["a", EOT, EOT, "b", EOT, "c"]):
         fail(f"split_special({text!r}, [{EOT!r}, {double!r}]): the shorter special won; when one special "
              "is a prefix of another, the longer one must win: try the specials longest first")
-    expect(got == want, f"split_special({text!r}, [{EOT!r}, {double!r}]): expected {want}, got {got}")
+    expect_equal(got, want, what=f"split_special({text!r}, [{EOT!r}, {double!r}])")
     text = "x[MASK]y<a.b>z"
     got = split(text, ["[MASK]", "<a.b>"])
     want = ["x", "[MASK]", "y", "<a.b>", "z"]
-    expect(got == want, f"split_special({text!r}, ['[MASK]', '<a.b>']): expected {want}, got {got}; "
-           "special tokens are literal text: escape them (regex.escape) before building a pattern")
+    expect_equal(got, want, what=f"split_special({text!r}, ['[MASK]', '<a.b>']) (special tokens are literal "
+                 "text: escape them (regex.escape) before building a pattern)")

@@ -1,7 +1,7 @@
 """Checkpoint `save`: save() then load() gives back the same tokenizer, from a text file."""
-from _bpe_util import EOT, corpus, sample_texts
+from _bpe_util import EOT, check_ids, corpus, same, sample_texts
 from engine.bpe.trainer import train_bpe
-from grader.checks import expect, fail
+from grader.checks import expect_equal, expect_type, fail
 from grader.seam import learner
 
 
@@ -22,11 +22,17 @@ def test_save_load_round_trip(rng, tmp_path):
     except UnicodeDecodeError:
         fail("Tokenizer.save wrote a file that is not UTF-8 text; bytes can be stored as lists of ints")
     loaded = Tokenizer.load(path)
-    expect(type(loaded) is Tokenizer, f"Tokenizer.load returned {type(loaded).__name__}, expected a Tokenizer")
-    expect(loaded.vocab == tok.vocab, "Tokenizer.load: vocab differs from the saved one"
-           + ("" if set(loaded.vocab) == set(tok.vocab) else " (ids changed: JSON object keys are strings, "
-              "convert them back with int())"))
-    expect(loaded.merges == tok.merges, "Tokenizer.load: merges differ (order matters: it is the rank)")
-    expect(loaded.special_tokens == tok.special_tokens, "Tokenizer.load: special tokens differ")
+    expect_type(loaded, Tokenizer, what="Tokenizer.load(path)")
+    want_vocab = dict(vocab)        # what was saved: the trained vocab, specials included
+    got_vocab = loaded.vocab
+    expect_type(got_vocab, dict, what="Tokenizer.load(path).vocab")
+    if not same(got_vocab, want_vocab) and same(sorted(map(str, dict.keys(got_vocab))), sorted(map(str, want_vocab))):
+        fail("Tokenizer.load: the vocab ids changed type: JSON object keys are strings, convert them back "
+             "with int()")
+    expect_equal(got_vocab, want_vocab, what="Tokenizer.load(path).vocab (as saved)")
+    expect_equal(loaded.merges, list(merges), what="Tokenizer.load(path).merges (order matters: it is the rank)")
+    expect_equal(loaded.special_tokens, specials, what="Tokenizer.load(path).special_tokens")
     for text in sample_texts(rng) + [f"a{EOT}b<|pad|>c"]:
-        expect(loaded.encode(text) == tok.encode(text), f"the loaded tokenizer encodes {text[:50]!r} differently")
+        want = check_ids(tok.encode(text), f"encode({text[:50]!r})")
+        expect_equal(check_ids(loaded.encode(text), f"the loaded tokenizer's encode({text[:50]!r})"), want,
+                     what=f"the loaded tokenizer's encode({text[:50]!r}) vs the saved one's")

@@ -1,11 +1,10 @@
 """Checkpoint `special`: special tokens are one id when encoding, never split, never merged in
 training, and decode back to their text."""
-from _bpe_util import EOT, corpus
+from _bpe_util import EOT, check_ids, corpus
 from engine.bpe.tokenizer import Tokenizer as RefTokenizer
 from engine.bpe.trainer import train_bpe
-from grader.checks import expect, fail
+from grader.checks import expect_equal, expect_type, fail
 from grader.seam import learner
-import numpy as np
 
 PAD = "<|pad|>"
 
@@ -29,17 +28,16 @@ def test_specials_encode_as_single_ids(rng):
     wants = [ref.encode(t) for t in texts]
     mine = _mine(vocab, merges)
     for text, want in zip(texts, wants):
-        got = mine.encode(text)
         what = f"encode({text[:80]!r})"
+        got = check_ids(mine.encode(text), what)
         n_special = text.count(EOT) + text.count(PAD)
         n_got = sum(1 for t in got if t in (eot, pad))
         if n_got < n_special:
             fail(f"{what}: the text holds {n_special} special token(s) but the ids hold {n_got} special id(s) "
                  f"({EOT!r} is id {eot}): the special token was split into ordinary tokens; cut the text "
                  "around specials with split_special before pre-tokenizing")
-        expect(got == want, f"{what}: expected {want}, got {got}")
-        back = mine.decode(got)
-        expect(back == text, f"decode(encode({text[:80]!r})) gave {back[:80]!r}")
+        expect_equal(got, want, what=what)
+        expect_equal(mine.decode(got), text, what=f"decode(encode({text[:80]!r}))")
 
 
 def test_partial_special_is_ordinary_text(rng):
@@ -48,9 +46,8 @@ def test_partial_special_is_ordinary_text(rng):
     wants = [ref.encode(t) for t in texts]
     mine = _mine(vocab, merges)
     for text, want in zip(texts, wants):
-        got = mine.encode(text)
-        expect(got == want, f"encode({text!r}): not a special token (only exact matches are), expected "
-               f"ordinary ids {want}, got {got}")
+        expect_equal(mine.encode(text), want, what=f"encode({text!r}) (not a special token: only exact matches "
+                     "are; ordinary ids)")
 
 
 def test_training_never_merges_specials(rng):
@@ -58,14 +55,21 @@ def test_training_never_merges_specials(rng):
     docs = [corpus(rng, 2500).replace("<", "").replace("|", "").replace(">", "") for _ in range(6)]
     text = EOT.join(docs) + EOT * 400 + PAD.join(docs[:2]) + PAD * 200   # specials are frequent
     vocab_size = 256 + 80 + 2
-    vocab, merges = learner("trainer").train_bpe(text, vocab_size, [EOT, PAD])
     what = f"train_bpe(documents joined by {EOT!r}, {vocab_size}, [{EOT!r}, {PAD!r}])"
+    got = learner("trainer").train_bpe(text, vocab_size, [EOT, PAD])
+    expect_type(got, tuple, what=what + " (a tuple (vocab, merges))")
+    vocab, merges = got
+    expect_type(vocab, dict, what=what + " vocab")
+    expect_type(merges, list, what=what + " merges")
+    for k, m in enumerate(merges):
+        expect_type(m, tuple, what=f"{what} merges[{k}]")
+        expect_type(m[0], bytes, what=f"{what} merges[{k}][0]")
+        expect_type(m[1], bytes, what=f"{what} merges[{k}][1]")
     for a, b in merges:
         if any(c in a + b for c in b"<|>"):
             fail(f"{what}: learned the merge {(a, b)!r}, which comes from a special token: split the text "
                  "around specials and leave them out of the pair counts")
     n = len(merges)
-    expect(vocab.get(256 + n) == EOT.encode() and vocab.get(257 + n) == PAD.encode(),
-           f"{what}: the specials must follow the {n} merges, in the order given: expected vocab[{256 + n}] = "
-           f"{EOT.encode()!r} and vocab[{257 + n}] = {PAD.encode()!r}, got {vocab.get(256 + n)!r} and "
-           f"{vocab.get(257 + n)!r}")
+    expect_equal([vocab.get(256 + n), vocab.get(257 + n)], [EOT.encode(), PAD.encode()],
+                 what=f"{what}: [vocab[{256 + n}], vocab[{257 + n}]] (the specials follow the {n} merges, in the "
+                 "order given)")
