@@ -330,13 +330,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
     s = sub.add_parser("models", help="the models missions use: list them, fetch one (e.g. SmolLM2)",
                        add_help=False)
-    s.add_argument("args", nargs=argparse.REMAINDER, help="handed to the models command (try --help)")
+    s.add_argument("args", nargs="*", help="handed to the models command (`llm-lab models --help`: its own help)")
     s.set_defaults(func=cmd_models)
     return p
 
 
+def _command_at(argv: list[str]) -> int | None:
+    """Where the command word is in argv (after the global options), or None."""
+    i = 0
+    while i < len(argv):
+        if argv[i] == "--workspace":
+            i += 2
+        elif argv[i].startswith("-"):
+            i += 1
+        else:
+            return i
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    at = _command_at(argv)
+    if at is not None and argv[at] == "models":    # its arguments, --help included, are its own
+        args = build_parser().parse_args(argv[:at + 1])
+        args.args = argv[at + 1:]
+    else:
+        args = build_parser().parse_args(argv)
     func = getattr(args, "func", cmd_tui)
     try:
         return func(args)

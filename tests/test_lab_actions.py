@@ -211,3 +211,51 @@ def test_cancel_kills_a_real_grade_quickly(tmp_path):
     t.join(15)
     assert not t.is_alive() and time.monotonic() - started < 10
     assert posted[-1].cancelled
+
+
+# -- the reference view shows only what passed checkpoints opened (issue 12 item 3) ------------------
+def test_reference_view_hides_what_checkpoints_not_passed_own():
+    from lab.reference_code import reference_view
+    ref = (MICROGRAD.reference_dir / "value.py").read_text()
+    view = reference_view(MICROGRAD, "value.py", passed={"forward"})
+    # value.py is graded by forward AND backward: its operations carry their backward closures
+    assert view.hidden == {"Value": ("backward",)}
+    assert "self.grad += out.grad" not in view.code and "def _backward():" not in view.code
+    assert "def build(v)" not in view.code and "reversed(" not in view.code  # backward() itself
+    assert "hidden until you pass: Backward" in view.code
+    assert "def __init__(self, data, _prev=(), _op=\"\"):" in view.code      # given code stays
+    compile(view.code, "value.py", "exec")                                     # still Python
+    full = reference_view(MICROGRAD, "value.py", passed={"forward", "backward"})
+    assert full.hidden == {} and full.code == ref
+    assert reference_view(MICROGRAD, "nn.py", passed={"nn"}).code == (MICROGRAD.reference_dir / "nn.py").read_text()
+    nn = reference_view(MICROGRAD, "nn.py", passed={"forward", "backward"})
+    assert set(nn.hidden) == {"Module", "Neuron", "Layer", "MLP"} and "random.uniform" not in nn.code
+
+
+def test_reference_view_splits_a_shared_file_by_what_the_checks_name():
+    """gpt's norm.py: LayerNorm belongs to the block checkpoint, RMSNorm to the rmsnorm bonus."""
+    from grader.missions import get
+    from lab.reference_code import reference_view
+    gpt = get("gpt")
+    view = reference_view(gpt, "norm.py", passed={"block"})
+    assert list(view.hidden) == ["RMSNorm"]
+    assert "class LayerNorm" in view.code and "hidden until you pass: Bonus: RMSNorm" in view.code
+    compile(view.code, "norm.py", "exec")
+
+
+# -- a run that ends early says why (issue 12 item 9) -----------------------------------------------
+def test_a_done_run_that_stopped_before_its_steps_says_so():
+    from lab.training.metrics_stream import RunSummary
+    s = RunSummary()
+    s.apply({"type": "start", "steps": 100})
+    s.apply({"type": "step", "step": 27, "loss": 0.05})
+    s.apply({"type": "end", "status": "done", "message": ""})
+    assert s.ended_early() and "finished early, after 28 of 100 steps" in s.end_note()
+    assert "returned by itself" in s.end_note() and "not an error" in s.end_note()
+    s.apply({"type": "end", "status": "done", "message": "every point classified right"})
+    assert s.end_note().startswith("every point classified right (finished early")
+    full = RunSummary()
+    full.apply({"type": "start", "steps": 100})
+    full.apply({"type": "step", "step": 99, "loss": 0.05})
+    full.apply({"type": "end", "status": "done", "message": ""})
+    assert not full.ended_early() and full.end_note() == ""

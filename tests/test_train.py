@@ -384,3 +384,62 @@ def test_loss_plot_draws_axes_skips_nonfinite_and_redraws_incrementally():
     incremental = [t.plain for t in render_plot(grown, val, 70, 14, x_max=400, buckets=buckets)]
     assert incremental == lines
     assert render_plot([], [], 70, 14)[len(lines) // 2 - 1].plain.strip().endswith("waiting for the first loss…")
+
+
+# -- issue 12 item 1: the headless path in a terminal, and what a failure of llm-lab records -------------
+def test_headless_on_a_terminal_draws_a_bar_and_ends_done(tmp_path):
+    """The rich progress bar (a terminal) path, in-process with a console that thinks it is one
+    (the real-terminal run is in test_tui_tmux.py)."""
+    import io
+
+    from rich.console import Console
+
+    from lab.training.headless import run_headless
+    mission, ws = fake_mission(tmp_path, FAST, steps=20)
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=120, highlight=False)
+    assert run_headless(mission, ws, console=console) == 0, out.getvalue()
+    text = out.getvalue()
+    assert "20/20" in text and "status done" in text and "━" in text      # the bar, full
+    end = list(read_records(latest_run(ws, mission) / "metrics.jsonl"))[-1]
+    assert end["status"] == "done"
+
+
+def test_when_llm_lab_fails_the_run_records_that_not_an_out_of_memory_kill(tmp_path, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from lab.training import headless
+    mission, ws = fake_mission(tmp_path, SLOW, steps=10_000)
+
+    def broken_update(self, summary, force=False):
+        if summary.step is not None:
+            raise AttributeError("'_Bar' object has no attribute 'total'")   # the bug of issue 12
+    monkeypatch.setattr(headless._Bar, "update", broken_update)
+    console = Console(file=io.StringIO(), force_terminal=True, width=120)
+    with pytest.raises(AttributeError):
+        headless.run_headless(mission, ws, console=console)
+    end = list(read_records(latest_run(ws, mission) / "metrics.jsonl"))[-1]
+    assert end["type"] == "end" and end["status"] == "stopped", end
+    assert "ended by llm-lab" in end["message"] and "AttributeError" in end["message"]
+    assert "SIGKILL" not in end["message"] and "out of memory" not in end["message"]
+
+
+async def test_train_screen_says_why_a_run_finished_early(tmp_path):
+    from lab.training.widgets.run_status import RunStatus
+
+    mission, ws = fake_mission(tmp_path, FAST)
+    run_dir = ws.runs / "20250101-000000-fake-mine-abcd"
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.jsonl").write_text(
+        _line(type="start", steps=100, device="cpu") + "".join(_line(type="step", step=k, loss=1.0) for k in range(28))
+        + _line(type="end", status="done", message=""))
+    app = _host(mission, ws, show_last_run=True, sample_interval=5)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause(0.8)
+        screen = app.screen
+        assert screen.summary.status == "done"
+        assert "returned early by itself" in screen.query_one(RunStatus).message
+        log = "\n".join(strip.text for strip in screen.query_one("#train-log").lines)
+        assert "finished early, after 28 of 100 steps" in log

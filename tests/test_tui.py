@@ -404,3 +404,87 @@ def test_the_app_never_imports_torch(tmp_path):
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["status"] == "not_implemented"                   # it really graded
     assert result["torch"] is False
+
+
+# -- issue 12: keys, focus, the reference view, a corrupt progress file ---------------------------------
+async def test_q_goes_back_from_a_mission_and_quits_only_from_the_map(tmp_path):
+    ws = make_workspace(tmp_path)
+    record(ws, forward="passed")
+    app = LabApp(ws.root, missions=[micrograd()], errors=[])
+    async with app.run_test(size=SIZE) as pilot:
+        await open_micrograd(pilot, app)
+        await pilot.press("q")
+        assert isinstance(app.screen, MapScreen) and app.is_running
+        await open_micrograd(pilot, app)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("q")
+        assert isinstance(app.screen, MissionScreen) and app.is_running
+        await pilot.press("k", "r")                               # forward passed: its reference opens
+        await wait_for(pilot, lambda: isinstance(app.screen, ReferenceScreen), 5, "the reference")
+        await pilot.press("q")
+        assert isinstance(app.screen, MissionScreen)
+        await pilot.press("q")
+        assert isinstance(app.screen, MapScreen)
+        await pilot.press("q")
+        await pilot.pause(0.2)
+    assert app.return_code == 0
+
+
+async def test_the_brief_has_the_focus_so_pagedown_scrolls_it(tmp_path):
+    ws = make_workspace(tmp_path)
+    app = LabApp(ws.root, missions=[micrograd()], errors=[])
+    async with app.run_test(size=SIZE) as pilot:
+        await open_micrograd(pilot, app)
+        await wait_for(pilot, lambda: app.screen.brief_loaded, 20, "the brief")
+        pane = app.screen.query_one("#brief-pane")
+        assert app.focused is pane
+        await pilot.press("pagedown")
+        await pilot.pause(0.2)
+        assert pane.scroll_y > 0
+        await pilot.press("j")                                    # j/k still move between checkpoints
+        assert app.screen.selected.id == "backward"
+
+
+async def test_the_reference_view_shows_only_what_passed_checkpoints_opened(tmp_path):
+    ws = make_workspace(tmp_path)
+    record(ws, forward="passed")
+    app = LabApp(ws.root, missions=[micrograd()], errors=[])
+    async with app.run_test(size=SIZE) as pilot:
+        await open_micrograd(pilot, app)
+        await pilot.press("k")                                    # forward (the cursor starts on backward)
+        assert app.screen.selected.id == "forward"
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReferenceScreen), 5, "the reference")
+        code = app.screen.query_one(".reference-code").content.code
+        assert "hidden until you pass: Backward" in code and "def _backward():" not in code
+        assert "Still hidden here: Value" in screen_text(app.screen)
+
+
+async def test_a_corrupt_progress_file_is_shown_in_the_lab(tmp_path):
+    ws = make_workspace(tmp_path)
+    record(ws, forward="passed")
+    ws.state.path.write_text("{ this is not json")
+    app = LabApp(ws.root, missions=[micrograd()], errors=[])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.2)
+        assert any("not a valid progress file" in n for n in notifications(app))
+        notice = app.screen.query_one("#map-notice")
+        assert notice.display and "progress starts fresh" in str(notice.render())
+        assert card_status(app, "micrograd") == "not started"
+
+
+async def test_a_new_result_reaches_the_map_without_reading_state_json_again(tmp_path, monkeypatch):
+    """The mission screen reports what it records; the map updates from the message."""
+    from lab.messages import CheckpointGraded
+    ws = make_workspace(tmp_path)
+    app = LabApp(ws.root, missions=[micrograd()], errors=[])
+    async with app.run_test(size=SIZE) as pilot:
+        await open_micrograd(pilot, app)
+        reads = []
+        monkeypatch.setattr(type(ws.state), "read", lambda self: reads.append(1) or {"missions": {}})
+        app.screen.post_message(CheckpointGraded("micrograd", "forward", "passed", ""))
+        await pilot.pause(0.2)
+        await pilot.press("escape")
+        assert card_status(app, "micrograd") == "1 of 4 checkpoints"
+        assert reads == []

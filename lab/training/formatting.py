@@ -1,6 +1,7 @@
 """Numbers as the Train screen and the headless output show them."""
 from __future__ import annotations
 
+import functools
 import math
 
 _RATE = (("G", 1e9), ("M", 1e6), ("k", 1e3))
@@ -25,39 +26,41 @@ def _scaled(x: float, units, spec: str, sep: str) -> str | None:
     return None
 
 
-def rate(x) -> str:
+def _number(show):
+    """`show` gets a finite float (via num); a missing or non-finite value shows as a dash."""
+    @functools.wraps(show)
+    def wrapper(value) -> str:
+        x = num(value)
+        return "—" if x is None else show(x)
+    return wrapper
+
+
+@_number
+def rate(x: float) -> str:
     """12.3, 1.23k, 45.6M (tokens/s)."""
-    x = num(x)
-    if x is None:
-        return "—"
     return _scaled(x, _RATE, ".3g", "") or f"{x:.3g}"
 
 
-def percent(fraction) -> str:
+@_number
+def percent(fraction: float) -> str:
     """MFU as a percentage, readable from 40% down to a micrograd's 0.00002%."""
-    x = num(fraction)
-    if x is None:
-        return "—"
-    p = 100 * x
+    p = 100 * fraction
     if p == 0:
         return "0%"
-    if abs(p) >= 0.1:
-        return f"{p:.1f}%"
-    return f"{p:.2g}%"
+    return f"{p:.1f}%" if abs(p) >= 0.1 else f"{p:.2g}%"
 
 
-def flops(x) -> str:
-    """989 TFLOP/s, 4.2 GFLOP/s."""
-    v = num(x)
-    if v is None or v <= 0:
+@_number
+def flops(v: float) -> str:
+    """989 TFLOP/s, 4.2 GFLOP/s (a dash for none)."""
+    if v <= 0:
         return "—"
     return _scaled(v, _FLOPS, ".3g", " ") or f"{v:.3g} FLOP/s"
 
 
-def nbytes(n) -> str:
-    x = num(n)
-    if x is None:
-        return "—"
+@_number
+def nbytes(x: float) -> str:
+    """4.0 GiB, 512 B."""
     return _scaled(x, _BYTES, ".1f", " ") or f"{int(x)} B"
 
 

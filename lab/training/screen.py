@@ -64,16 +64,18 @@ class TrainScreen(Screen):
 
     def __init__(self, mission: Mission, workspace: Workspace, *, impl: str = "mine",
                  steps: int | None = None, autostart: bool = False, exit_on_back: bool = False,
-                 sample_interval: float | None = None, show_last_run: bool = True,
+                 sample_interval: float | None = None, show_last_run: bool = True, sampler=None,
                  name: str | None = None, id: str | None = None, classes: str | None = None):
         """Only (mission, workspace) are needed. impl/steps: the first run's settings; autostart:
         start it on mount (llm-lab train); exit_on_back: escape quits the app (the screen is the
-        app's only one); sample_interval: device sampling period (None: telemetry's default)."""
+        app's only one); sample_interval: device sampling period (None: device_sampling's default);
+        sampler: what samples the device (None: a DeviceSampler; tests pass a fixed one)."""
         super().__init__(name=name, id=id, classes=classes)
         self.mission, self.workspace = mission, workspace
         self.impl, self.steps = impl, steps
         self.autostart, self.exit_on_back, self.show_last_run = autostart, exit_on_back, show_last_run
-        self.sample_interval = sample_interval
+        self.sample_interval, self.sampler = sample_interval, sampler
+        self.clock = time.monotonic               # elapsed time is read from this (tests fix it)
         self.job: TrainProcess | None = None
         self.run_dir: Path | None = None
         self.summary = RunSummary()
@@ -106,7 +108,7 @@ class TrainScreen(Screen):
         self.query_one("#train-plot", LossPlot).border_title = "loss"
         self.query_one("#train-sample", Static).border_title = "latest sample"
         self.query_one("#train-log", RichLog).border_title = "log"
-        self._monitor = DeviceMonitor(lambda s: self.post_message(DeviceSampled(s)),
+        self._monitor = DeviceMonitor(lambda s: self.post_message(DeviceSampled(s)), sampler=self.sampler,
                                       **({"interval": self.sample_interval} if self.sample_interval else {}))
         self._monitor.start()
         self.set_interval(POLL_S, self.poll)
@@ -165,7 +167,7 @@ class TrainScreen(Screen):
         status = self.query_one(RunStatus)
         status.step, status.loss, status.message = None, "", ""
         status.state = "starting" if job is not None else "finished"
-        self._started = time.monotonic()
+        self._started = self.clock()
         self.poll()
 
     def action_start(self) -> None:
@@ -258,7 +260,7 @@ class TrainScreen(Screen):
             self.query_one(LossPlot).clear()
         self._ingest(records)
         if self.job is not None and self.summary.end is None:
-            self.query_one(RunStatus).elapsed = float(int(time.monotonic() - self._started))  # 1 repaint/s
+            self.query_one(RunStatus).elapsed = float(int(self.clock() - self._started))  # 1 repaint/s
             if self.job.poll() is not None:
                 self.job.finalize()              # writes `crashed` if the child left no end record
                 self._ingest(self._tail.poll())
@@ -335,7 +337,8 @@ class TrainScreen(Screen):
             sample.border_title = f"latest sample (step {r.get('step')})"
         elif kind == "end":
             st, msg = str(r.get("status", "")), s.end_note(self.planned_steps)
-            status.state, status.message = st or "finished", msg[:200]
+            short = "returned early by itself (see the log)" if s.ended_early(self.planned_steps) else msg
+            status.state, status.message = st or "finished", short[:200]
             self.last_end = dict(r)
             self.query_one(ImplToggle).disabled = False
             style = {"done": "green", "stopped": "yellow"}.get(st, "red")
