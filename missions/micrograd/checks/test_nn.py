@@ -1,7 +1,7 @@
 """Checkpoint nn: Neuron, Layer, MLP have the right parameters, order and outputs."""
 import random
 
-from grader.checks import expect, expect_close, expect_type, fail
+from grader.checks import as_float, expect_between, expect_close, expect_equal, expect_type, fail
 from engine.micrograd import nn as ref_nn
 from engine.micrograd import value as ref_value
 from grader.seam import learner
@@ -19,8 +19,10 @@ def test_parameter_count():
     if len(params) != want:
         fail(f"MLP(2, [16, 16, 1]).parameters() has {len(params)} Values, expected 337 = (2+1)·16 + "
              "(16+1)·16 + (16+1)·1: every neuron has one weight per input plus a bias")
-    expect(all(type(p) is Value for p in params), "MLP.parameters() must be a list of Value")
-    expect(len({id(p) for p in params}) == want, "MLP.parameters() lists the same Value twice")
+    for k, p in enumerate(params):
+        expect_type(p, Value, what=f"MLP.parameters()[{k}]")
+    expect_equal(len({id(p) for p in params}), want,
+                 what="distinct Values in MLP.parameters() (the same Value listed twice?)")
 
 
 def _load(model, weights):
@@ -43,7 +45,7 @@ def test_forward_matches_reference(rng):
     for x, w in zip(xs, want):
         out = model([Value(v) for v in x])
         expect_type(out, Value, what="MLP(3, [5, 4, 1])(x) with one output neuron")
-        expect_close(out.data, w, what=f"MLP(3, [5, 4, 1]) output for x={[round(v, 3) for v in x]} "
+        expect_close(as_float(out.data, what="MLP(3, [5, 4, 1])(x).data"), w, what=f"MLP(3, [5, 4, 1]) output for x={[round(v, 3) for v in x]} "
                      "(weights loaded in parameters() order; hidden layers ReLU, last layer linear)",
                      atol=TOL, rtol=TOL)
 
@@ -52,15 +54,21 @@ def test_neuron_init_and_nonlin(seed):
     nn = learner("nn")
     random.seed(seed)
     n = nn.Neuron(50)
-    ws = [p.data for p in n.parameters()]
-    expect(len(ws) == 51, f"Neuron(50) must have 51 parameters (50 weights + bias), got {len(ws)}")
-    expect(all(-1 <= w <= 1 for w in ws[:-1]) and len(set(ws[:-1])) > 40 and min(ws[:-1]) < -0.5,
-           "Neuron weights must be drawn uniformly from [-1, 1] (negative ones too)")
-    expect(ws[-1] == 0.0, f"Neuron bias must start at 0, got {ws[-1]}")
+    params = n.parameters()
+    expect_type(params, list, what="Neuron(50).parameters()")
+    expect_equal(len(params), 51, what="len(Neuron(50).parameters()) (50 weights + the bias)")
+    ws = [as_float(p.data, what=f"Neuron(50).parameters()[{k}].data") for k, p in enumerate(params)]
+    for k, w in enumerate(ws[:-1]):
+        expect_between(w, -1.0, 1.0, what=f"Neuron(50) weight #{k}", why="weights are drawn uniformly from [-1, 1]")
+    expect_between(len(set(ws[:-1])), 41, None, what="distinct weights among Neuron(50)'s 50",
+                   why="each weight is its own random.uniform(-1, 1) draw")
+    expect_between(min(ws[:-1]), None, -0.5, what="the smallest of Neuron(50)'s 50 weights",
+                   why="weights are drawn uniformly from [-1, 1], negative ones too")
+    expect_equal(ws[-1], 0.0, what="Neuron(50) bias (it starts at 0)")
     Value = learner("value").Value
     lin = nn.Neuron(2, nonlin=False)
     _load(lin, [1.0, 1.0, 0.0])
-    expect_close(lin([Value(-1.0), Value(-2.0)]).data, -3.0,
+    expect_close(as_float(lin([Value(-1.0), Value(-2.0)]).data, what="Neuron(2, nonlin=False)(x).data"), -3.0,
                  what="Neuron(2, nonlin=False) with weights [1, 1], bias 0, at x=[-1, -2] (no ReLU)", atol=TOL)
 
 
@@ -70,5 +78,6 @@ def test_zero_grad():
     model = nn.MLP(2, [3, 1])
     model([Value(1.0), Value(-1.0)]).backward()
     model.zero_grad()
-    grads = [p.grad for p in model.parameters()]
-    expect(all(g == 0.0 for g in grads), f"after zero_grad() every grad must be 0, got {grads}")
+    grads = [as_float(p.grad, what=f"parameters()[{k}].grad after zero_grad()")
+             for k, p in enumerate(model.parameters())]
+    expect_equal(grads, [0.0] * len(grads), what="every parameter's grad after MLP(2, [3, 1]).zero_grad()")
