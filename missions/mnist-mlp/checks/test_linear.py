@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from engine.mnist_mlp.gradcheck import numerical_gradient
-from grader.checks import expect_close, expect_shape, expect_type, fail
+from grader.checks import check_close, expect_close, expect_shape, expect_type, fail, is_close
 from grader.seam import learner
 
 
@@ -36,10 +36,10 @@ def _check_grad_shapes(layer, dx, n, n_in, n_out):
     expect_type(W, np.ndarray, what="W.grad after Linear.backward")
     expect_type(b, np.ndarray, what="b.grad after Linear.backward")
     expect_type(dx, np.ndarray, what="the return value of Linear.backward (dx)")
-    if np.shape(b) == (n, n_out):
+    if b.shape == (n, n_out):
         fail(f"b.grad has shape {np.shape(b)} = (N, n_out), expected ({n_out},): the bias is shared by "
              "all N examples, so sum dy over the batch axis: db = dy.sum(axis=0)")
-    if np.shape(W) == (n_out, n_in):
+    if W.shape == (n_out, n_in):
         fail(f"W.grad has shape {np.shape(W)} = (n_out, n_in), expected ({n_in}, {n_out}): looks "
              "transposed; dW = x^T dy")
     expect_shape(W, (n_in, n_out), what=f"W.grad for Linear({n_in}, {n_out}), batch N={n}")
@@ -61,12 +61,11 @@ def test_backward_matches_torch(rng):
     _check_grad_shapes(layer, dx, n, n_in, n_out)
     for name, got, want in (("W.grad", layer.W.grad, want_W), ("b.grad", layer.b.grad, want_b),
                             ("dx", dx, want_x)):
-        if np.allclose(got * n, want, atol=1e-6) and not np.allclose(got, want, atol=1e-6):
-            fail(f"{name} is the torch value divided by the batch size N={n}: the 1/N belongs in the "
-                 "loss gradient only; a layer just applies the chain rule")
         # tolerance: exact formulas in float64 (the spec asks 1e-6; actual error is ~1e-15)
-        expect_close(got, want, what=f"{name} of Linear({n_in}, {n_out}) for x {x.shape}, vs torch float64",
-                     atol=1e-6)
+        check_close(got, want, what=f"{name} of Linear({n_in}, {n_out}) for x {x.shape}, vs torch float64",
+                    atol=1e-6, diagnose=lambda g, w: (
+                        f"the torch value divided by the batch size N={n}: the 1/N belongs in the loss "
+                        "gradient only; a layer just applies the chain rule") if is_close(g * n, w, atol=1e-6) else None)
 
 
 def test_backward_matches_finite_differences(rng):

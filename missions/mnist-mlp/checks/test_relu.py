@@ -3,7 +3,7 @@ import numpy as np
 import torch
 
 from engine.mnist_mlp.gradcheck import numerical_gradient
-from grader.checks import expect_close, expect_type, fail
+from grader.checks import check_close, expect_close, expect_type, is_close
 from grader.seam import learner
 
 
@@ -17,6 +17,16 @@ def _input(rng, with_zeros):
     return x
 
 
+def _disagreeing(rng, x):
+    """dy with, for sure, entries where dy and x disagree in sign both ways (x > 0 > dy and
+    x < 0 < dy), so a mask taken from dy instead of x always shows."""
+    dy = rng.normal(size=x.shape)
+    pos, neg = np.flatnonzero(x > 0), np.flatnonzero(x < 0)
+    dy.flat[pos[0]] = -abs(dy.flat[pos[0]]) - 0.1
+    dy.flat[neg[0]] = abs(dy.flat[neg[0]]) + 0.1
+    return dy
+
+
 def test_forward(rng):
     x = _input(rng, with_zeros=True)
     want = np.maximum(x, 0.0)
@@ -28,7 +38,8 @@ def test_forward(rng):
 
 def test_backward_matches_torch(rng):
     x = _input(rng, with_zeros=True)
-    dy = rng.normal(size=x.shape)
+    x.flat[0], x.flat[1] = 0.7, -0.7            # at least one positive and one negative entry
+    dy = _disagreeing(rng, x)
     tx = torch.tensor(x, requires_grad=True)
     torch.relu(tx).backward(torch.tensor(dy))
     want = tx.grad.numpy()
@@ -38,20 +49,20 @@ def test_backward_matches_torch(rng):
     got = relu.backward(dy.copy())
     what = f"ReLU.backward(dy of shape {dy.shape})"
     expect_type(got, np.ndarray, what=what)
-    if np.shape(got) == x.shape and not np.allclose(got, want):
-        if np.allclose(got, dy * (dy > 0)):
-            fail(f"{what}: looks like the mask comes from dy (dy > 0); it must come from the forward "
-                 "input: dx = dy * (x > 0)")
-        if np.allclose(got, dy * (x >= 0)):
-            fail(f"{what}: wrong at x == 0: the mask lets the gradient through where x == 0; use x > 0 "
-                 "(torch takes the derivative at 0 to be 0)")
-        if np.allclose(got, dy):
-            fail(f"{what}: returned dy unchanged: no mask; block the gradient where x <= 0")
-        if np.allclose(got, np.maximum(x, 0) * dy) or np.allclose(got, dy * np.maximum(x, 0)):
-            fail(f"{what}: multiplied dy by max(0, x); the derivative of ReLU is the mask (x > 0), "
-                 "1 or 0, not the output")
+
+    def diagnose(got, want):
+        for wrong, cause in ((dy * (dy > 0), "looks like the mask comes from dy (dy > 0); it must come from "
+                              "the forward input: dx = dy * (x > 0)"),
+                             (dy * (x >= 0), "wrong at x == 0: the mask lets the gradient through where x == 0; "
+                              "use x > 0 (torch takes the derivative at 0 to be 0)"),
+                             (dy, "returned dy unchanged: no mask; block the gradient where x <= 0"),
+                             (np.maximum(x, 0) * dy, "multiplied dy by max(0, x); the derivative of ReLU is "
+                              "the mask (x > 0), 1 or 0, not the output")):
+            if is_close(got, wrong, atol=0.0):
+                return cause
+        return None
     # tolerance: exact (a mask times dy)
-    expect_close(got, want, what=what + " vs torch.relu backward", atol=0.0)
+    check_close(got, want, what=what + " vs torch.relu backward", atol=0.0, diagnose=diagnose)
 
 
 def test_backward_matches_finite_differences(rng):
