@@ -91,11 +91,15 @@ def zeropoint_quantize(w: torch.Tensor, bits: int = 8, granularity: str = "chann
 
 def dequantize(q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor | None = None) -> torch.Tensor:
     """float32 weights back from codes: q · scale, or (q - zero) · scale."""
-    shape = tuple(q.shape)
-    codes = q.to(torch.int32)
+    codes = q.to(torch.float32)                                   # exact: codes are small integers
+    if scale.dim() == 2:                                          # per group: view the groups, no copies
+        codes = codes.view(q.size(0), scale.size(1), -1)
+        scale, zero = scale[..., None], (None if zero is None else zero[..., None])
+    elif scale.dim() == 1:                                        # per output channel (a row)
+        scale, zero = scale[:, None], (None if zero is None else zero[:, None])
     if zero is not None:
-        codes = codes - expand_scale(zero, shape)
-    return codes.to(torch.float32) * expand_scale(scale, shape)
+        codes = codes - zero
+    return (codes * scale).view(q.shape)
 
 
 def int8_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -35,9 +35,10 @@ def pack_int4(q: torch.Tensor) -> torch.Tensor:
 
 def unpack_int4(packed: torch.Tensor) -> torch.Tensor:
     """uint8 (out, in // 2) -> int8 codes (out, in): the inverse of pack_int4."""
-    low = (packed & 0x0F).to(torch.int8) - 8
-    high = (packed >> 4).to(torch.int8) - 8
-    return torch.stack((low, high), dim=-1).reshape(packed.size(0), -1)
+    q = torch.empty(packed.size(0), 2 * packed.size(1), dtype=torch.int8, device=packed.device)
+    q[:, 0::2] = packed & 0x0F                                    # the low nibbles: even columns
+    q[:, 1::2] = packed >> 4                                      # the high nibbles: odd columns
+    return q - 8
 
 
 class QuantLinear(nn.Module):

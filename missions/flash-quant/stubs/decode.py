@@ -41,8 +41,7 @@ class FastGPT2:
         writes their keys/values into the cache and advances it by T."""
         raise NotImplementedError("FastGPT2.forward: see brief.md, section 9 (A fast decoder)")
 
-    def __call__(self, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        return self.forward(idx, cache)
+    __call__ = forward
 
 
 @torch.no_grad()
