@@ -9,6 +9,10 @@ Figures (median of N runs, each in a fresh interpreter, on a fresh temp workspac
 - first paint, terminal: `llm-lab` under tmux (120x36) until "Mission map" shows on the pane
   (includes tmux's own redraw; polled every 10 ms); skipped without tmux.
 - open a mission: key press to the mission screen's checkpoint list on the pane (tmux).
+- with --cold: the first launch as a learner meets it (tmux), from a copy of this checkout with no
+  bytecode (what an editable install gives: every module of lab/, grader/ and engine/ compiles on
+  first use), and from a wheel installed into a fresh venv (pip compiles at install time; what the
+  README's start command gives).
 Goal: first paint within 0.5 s. Prints the figures; not part of the test run.
 """
 from __future__ import annotations
@@ -34,10 +38,11 @@ from pathlib import Path
 from lab.app import LabApp
 from lab.screens.map import MapScreen
 
-resume = MapScreen.on_screen_resume
+resume = getattr(MapScreen, "on_screen_resume", None)
 
 def on_screen_resume(self):
-    resume(self)
+    if resume is not None:
+        resume(self)
     def painted():
         print("PAINTED", flush=True)
         self.app.exit()
@@ -90,11 +95,11 @@ def headless_paint(runs: int, root: Path) -> float:
     return statistics.median(timed([sys.executable, "-c", HEADLESS, str(root)], "PAINTED") for _ in range(runs))
 
 
-def tmux_times(runs: int, root: Path) -> tuple[float, float] | None:
+def tmux_times(runs: int, root: Path, command: str | None = None, env: str = "") -> tuple[float, float] | None:
     if shutil.which("tmux") is None:
         return None
     exe = shutil.which("llm-lab")
-    command = shlex.quote(exe) if exe else f"{shlex.quote(sys.executable)} -m lab"
+    command = command or (shlex.quote(exe) if exe else f"{shlex.quote(sys.executable)} -m lab")
     socket = ""
 
     def tmux(*args: str) -> str:
@@ -112,7 +117,7 @@ def tmux_times(runs: int, root: Path) -> tuple[float, float] | None:
         socket = f"llm-lab-bench-{os.getpid()}-{i}"    # a server of its own per run
         try:
             script = (f"cd {shlex.quote(str(root))} && env LLM_LAB_WORKSPACE={shlex.quote(str(root))} "
-                      f"HF_HUB_OFFLINE=1 {command}; sleep 10")
+                      f"HF_HUB_OFFLINE=1 {env} {command}; sleep 10")
             start = time.perf_counter()
             tmux("new-session", "-d", "-s", "b", "-x", "120", "-y", "36", script)
             paints.append(wait("Mission map", start))
@@ -125,9 +130,33 @@ def tmux_times(runs: int, root: Path) -> tuple[float, float] | None:
     return statistics.median(paints), statistics.median(opens)
 
 
+def cold_times(root: Path) -> tuple[float, float] | None:
+    """First launch (tmux) from a bytecode-free copy of the checkout, and from an installed wheel."""
+    if shutil.which("tmux") is None:
+        return None
+    tmp = Path(tempfile.mkdtemp(prefix="llm-lab-cold-"))
+    try:
+        src = tmp / "src"
+        shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".git", "__pycache__", "build", "dist",
+                                                                 "*.egg-info", "tests", ".pytest_cache"))
+        editable = tmux_times(1, root, f"{shlex.quote(sys.executable)} -m lab", env=f"PYTHONPATH={shlex.quote(str(src))}")
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                        str(tmp / "wheels"), str(src)], check=True, capture_output=True)
+        venv = tmp / "venv"
+        subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+        wheel = next((tmp / "wheels").glob("llm_lab-*.whl"))
+        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--no-deps", "-q", str(wheel)],
+                       check=True, capture_output=True)
+        installed = tmux_times(1, root, shlex.quote(str(venv / "bin" / "llm-lab")))
+        return editable[0], installed[0]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--cold", action="store_true", help="also time the first launch without bytecode, and installed")
     args = p.parse_args()
     root = fresh_workspace()
     wall, cumulative = import_times(args.runs)
@@ -143,6 +172,11 @@ def main() -> None:
         print(f"first paint (tmux 120x36) {real[0] * 1000:7.0f} ms from launch to the map on the pane   "
               f"{'OK' if real[0] <= GOAL else 'OVER'} (goal {GOAL * 1000:.0f} ms)")
         print(f"open a mission (tmux)     {real[1] * 1000:7.0f} ms from Enter to its checkpoint list")
+    if args.cold:
+        cold = cold_times(root)
+        if cold is not None:
+            print(f"first launch, no bytecode {cold[0] * 1000:7.0f} ms (a checkout run as an editable install)")
+            print(f"first launch, installed   {cold[1] * 1000:7.0f} ms (a wheel installed like the README says)")
     print(f"(median of {args.runs} runs; python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
     shutil.rmtree(root.parent, ignore_errors=True)
 
