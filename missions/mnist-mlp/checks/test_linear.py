@@ -63,6 +63,7 @@ def test_backward_matches_torch(rng):
                             ("dx", dx, want_x)):
         # tolerance: exact formulas in float64 (the spec asks 1e-6; actual error is ~1e-15)
         check_close(got, want, what=f"{name} of Linear({n_in}, {n_out}) for x {x.shape}, vs torch float64",
+                    # diagnosis: the same 1e-6 as the check itself, on N·got
                     atol=1e-6, diagnose=lambda g, w: (
                         f"the torch value divided by the batch size N={n}: the 1/N belongs in the loss "
                         "gradient only; a layer just applies the chain rule") if is_close(g * n, w, atol=1e-6) else None)

@@ -36,6 +36,7 @@ def test_softmax(rng):
     what = f"softmax(logits of shape {logits.shape})"
     expect_type(got, np.ndarray, what=what)
     # tolerance: float64 exp and division, ~1e-16 relative
+    # diagnosis: column sums of probabilities, round-off ~1e-15, so 1e-9 is generous
     check_close(got, want, what=what + " vs torch.softmax", atol=1e-12, diagnose=lambda g, w: (
         "the columns sum to 1, not the rows: normalise over axis=1 (the classes)")
         if g.shape == w.shape and is_close(g.sum(axis=0), np.ones(w.shape[1]), atol=1e-9) else None)
@@ -51,9 +52,11 @@ def test_cross_entropy_matches_torch(rng):
     expect_type(grad, np.ndarray, what=what + " dlogits")
     expect_shape(grad, logits.shape, what=what + " dlogits")
     # tolerance: float64 log-sum-exp on both sides, ~1e-15; 1e-10 leaves room for summation order
+    # diagnosis: N × a loss of order 1, round-off only; 1e-6 separates it from any other slip
     check_close(loss, want_loss, what=what + " loss vs torch F.cross_entropy", atol=1e-10, diagnose=lambda g, w: (
         f"{n} × the expected value: looks like a sum over the batch; take the mean")
         if is_close(g, n * w, atol=1e-6) else None)
+    # tolerance: as for the loss; diagnoses (N× or negated): probabilities, round-off only, so 1e-9
     check_close(grad, want_grad, what=what + " dlogits vs torch autograd", atol=1e-10, diagnose=lambda g, w: (
         f"{n} × the expected value: looks like you forgot to divide by the batch size N={n} "
         "((softmax - onehot) / N, since the loss is a mean)") if is_close(g, n * w, atol=1e-9) else (

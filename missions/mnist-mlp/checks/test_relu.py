@@ -58,7 +58,7 @@ def test_backward_matches_torch(rng):
                              (dy, "returned dy unchanged: no mask; block the gradient where x <= 0"),
                              (np.maximum(x, 0) * dy, "multiplied dy by max(0, x); the derivative of ReLU is "
                               "the mask (x > 0), 1 or 0, not the output")):
-            if is_close(got, wrong, atol=0.0):
+            if is_close(got, wrong, atol=0.0):   # exact: each slip is a mask times dy too
                 return cause
         return None
     # tolerance: exact (a mask times dy)

@@ -68,6 +68,7 @@ def _compare(got, want, p0, grads, lr, mu, wd, what):
 def _slip(p0, grads, lr, mu, wd, step, g_step):
     """The classic mistake whose trajectory the learner's parameters match at `step`, in words."""
     def matches(traj):
+        # the check's own 1e-10: a few float64 multiply-adds per step
         return all(is_close(b, a, atol=1e-10) for a, b in zip(traj[step - 1], g_step))
     for alt, cause in ((dict(wd=0.0), "weight decay is missing: add wd·p to the gradient"),
                        (dict(mu=-mu), "momentum applied with the wrong sign: v = mu·v + g"),

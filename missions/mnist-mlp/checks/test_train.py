@@ -98,7 +98,7 @@ def test_train_step(rng):
     # tolerance: the same float64 arithmetic, round-off only
     check_close(loss, want_loss, what=what + ": loss (before the update)", atol=1e-10)
     params = model.parameters()
-    if all(is_close(p.data, w, atol=0.0) for p, w in zip(params, initial)):
+    if all(is_close(p.data, w, atol=0.0) for p, w in zip(params, initial)):   # exact: untouched bits
         fail(f"{what}: no parameter changed: after model.backward(dlogits), call opt.step()")
     for k, (p, r) in enumerate(zip(params, ref.parameters())):
         # tolerance: round-off only
