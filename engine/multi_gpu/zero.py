@@ -39,11 +39,12 @@ class ZeroAdamW:
         self.shard_size = math.ceil(self.numel / self.world)                # S
         self.start = min(self.rank * self.shard_size, self.numel)
         self.end = min(self.start + self.shard_size, self.numel)            # this rank: [start, end)
-        n = self.end - self.start
+        self.state = {"step": 0, "exp_avg": self._zeros(), "exp_avg_sq": self._zeros()}
+
+    def _zeros(self) -> torch.Tensor:
+        """One moment buffer, for this rank's slice only: end - start elements."""
         like = self.params[0]
-        self.state = {"step": 0,                                            # the moments of our slice only
-                      "exp_avg": torch.zeros(n, dtype=like.dtype, device=like.device),
-                      "exp_avg_sq": torch.zeros(n, dtype=like.dtype, device=like.device)}
+        return torch.zeros(self.end - self.start, dtype=like.dtype, device=like.device)
 
     @torch.no_grad()
     def step(self) -> None:
