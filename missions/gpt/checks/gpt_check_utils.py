@@ -12,12 +12,12 @@ import contextlib
 import copy
 import dataclasses
 
-import numpy as np
 import torch
 
 from engine.gpt.config import GPTConfig as RefConfig
 from engine.gpt.kvcache import KVCache as RefKVCache
-from grader.checks import as_int, check_close, expect, expect_equal, expect_shape, expect_type, fail, is_close, to_numpy
+from grader.checks import (as_int, check_close, expect, expect_equal, expect_shape, expect_type, fail,
+                           is_close)
 
 # Diagnosis only: a wrong-formula hypothesis "explains" an output when it matches it to 1e-4, ten
 # times the float32 noise of any formula here and a hundred times below the gap between hypotheses.

@@ -7,7 +7,7 @@ import torch
 from engine.gpt.model import GPT as RefGPT
 from engine.gpt.sample import generate as ref_generate, top_k_filter as ref_top_k, top_p_filter as ref_top_p
 from gpt_check_utils import expect_tensor, one_thread, randomize_, ref_config
-from grader.checks import check_close, expect_close, expect_equal, fail, to_numpy
+from grader.checks import check_close, expect_between, expect_close, expect_equal, fail, to_numpy
 from grader.seam import learner
 
 N_DRAWS = 40_000
@@ -120,11 +120,11 @@ def test_top_p_one_keeps_every_token(seed):
     cut the tokens after that point: with GPT-2's vocabulary, thousands of them."""
     tiny = torch.tensor([[0.0, 0.0, -25.0]])              # probabilities 0.5, 0.5, 7e-12
     wide = _logits(seed, 2, 50257, scale=3.0)              # GPT-2's vocabulary size
+    cases = [(logits, torch.softmax(logits, dim=-1).numpy() > 0) for logits in (tiny, wide)]
     top_p_filter = learner("sample").top_p_filter
-    for logits in (tiny, wide):
+    for logits, nonzero in cases:
         what = f"top_p_filter(logits {tuple(logits.shape)}, p=1.0)"
         kept, values = _filtered(top_p_filter(logits.clone(), 1.0), logits, what)
-        nonzero = to_numpy(torch.softmax(logits, dim=-1)) > 0
         lost = nonzero & ~kept
         if bool(lost.any()):
             fail(f"{what} removed {int(lost.sum())} tokens with nonzero probability: with p = 1.0 the "
@@ -142,8 +142,9 @@ def _frequencies(sample_next, logits, what, **kw):
     expect_tensor(out, (N_DRAWS, 1), f"{what} on logits of shape {tuple(rows.shape)} (B, 1)",
                   dtype=torch.int64)
     ids = to_numpy(out).ravel()
-    if bool(((ids < 0) | (ids >= logits.size(-1))).any()):
-        fail(f"{what}: drew token ids outside 0..{logits.size(-1) - 1}")
+    for end, value in (("smallest", ids.min()), ("largest", ids.max())):
+        expect_between(int(value), 0, logits.size(-1) - 1, what=f"{what}: the {end} token id drawn",
+                       why="ids index the vocabulary")
     return np.bincount(ids, minlength=logits.size(-1)) / N_DRAWS
 
 

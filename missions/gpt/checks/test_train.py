@@ -96,7 +96,8 @@ def test_lr_schedule(seed):
         expect_type(v, float, what=f"get_lr({s}, cfg)")
         got.append(v)
     got = np.array(got)
-    what = f"get_lr(step, cfg) for steps 0..{steps + 9} with steps={steps}, warmup_steps={warm}, lr=3e-3, min_lr=2e-4"
+    what = (f"get_lr(step, cfg) for steps 0..{steps + 9} with steps={steps}, warmup_steps={warm}, "
+            "lr=3e-3, min_lr=2e-4")
 
     def diagnose(got, want):
         if is_close(got[:warm], np.full(warm, kw["lr"]), atol=LR_ATOL):
@@ -275,8 +276,10 @@ def test_estimate_loss(seed):
             for mode in ("train", "eval"):
                 model.train(mode == "train")
                 calls.clear()
-                what = f"estimate_loss(model in {mode} mode, data, batch_size=3, block_size=16, n_batches=4, generator)"
-                got = estimate_loss(model, data, 3, SMALL["block_size"], 4, torch.Generator().manual_seed(seed))
+                what = (f"estimate_loss(model in {mode} mode, data, batch_size=3, block_size=16, "
+                        "n_batches=4, generator)")
+                got = estimate_loss(model, data, 3, SMALL["block_size"], 4,
+                                    torch.Generator().manual_seed(seed))
                 expect(len(calls) > 0, f"{what} never called the model")
                 expect(not any(c[2] for c in calls),
                        f"{what} ran the model in training mode (dropout on): estimate_loss must call "
@@ -284,10 +287,11 @@ def test_estimate_loss(seed):
                 expect(not any(c[3] for c in calls),
                        f"{what} ran the model with gradients on: evaluate under torch.no_grad()")
                 after = [m.training for m in model.modules()]
-                expect(all(t == (mode == "train") for t in after),
-                       f"{what} left the model in {'eval' if mode == 'train' else 'train'} mode: "
-                       f"put it back in the mode it was in (was_training = model.training; ...; "
-                       "model.train(was_training)), or training goes on without dropout")
+                expect_equal(after, [mode == "train"] * len(after),
+                             what=f"{what} left the model in {'eval' if mode == 'train' else 'train'} "
+                                  "mode: put it back in the mode it was in (was_training = "
+                                  "model.training; ...; model.train(was_training)), or training goes on "
+                                  "without dropout. The training flag of every module")
                 # tolerance: a mean of identical float32 losses, ~4.5 each: float noise only
                 expect_close(as_float(got, what=what), want, what=f"{what}: the mean loss (every "
                              "window here is the same, so every batch's loss is the eval-mode loss "
