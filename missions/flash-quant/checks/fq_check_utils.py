@@ -7,8 +7,15 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 
 import torch
+
+# Triton compiles or interprets a kernel when @triton.jit runs, i.e. when the module holding it is
+# imported. Every check file imports this module before any learner module, so on a machine without
+# CUDA the interpreter is chosen here, before a learner's package (or its __init__) can import its kernel.
+if not torch.cuda.is_available():
+    os.environ["TRITON_INTERPRET"] = "1"
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 

@@ -6,7 +6,8 @@ import os
 import torch
 
 # Triton decides between compiling and interpreting when @triton.jit runs, i.e. when the learner's
-# module is imported: so this must be set before any learner("triton_attention").
+# module is imported: so this must be set before any learner("triton_attention") (fq_check_utils sets
+# it too, for every checkpoint, in case a learner's package imports its kernel early).
 _CUDA = torch.cuda.is_available()
 if not _CUDA:
     os.environ["TRITON_INTERPRET"] = "1"
@@ -17,6 +18,20 @@ from fq_check_utils import (Watch, attention_by_hand, close, diagnose_attention,
                             visible_mask)
 from grader.checks import check_close, expect_equal, expect_shape, expect_type, fail  # noqa: E402
 from grader.seam import learner  # noqa: E402
+
+
+def _kernel():
+    """The learner's triton_attention, after making sure that on a CPU its kernels were decorated in
+    interpreter mode (Triton must be imported after TRITON_INTERPRET=1 is set; fq_check_utils sets it
+    before any learner module or transformers, which imports Triton, is loaded)."""
+    mod = learner("triton_attention")
+    if not _CUDA:
+        from triton.runtime.jit import JITFunction
+        if any(isinstance(v, JITFunction) for v in vars(mod).values()):
+            fail("Triton was imported in this grading process before TRITON_INTERPRET=1 was set, so its "
+                 "kernels were compiled for a GPU that is not there (not your fault): grade again with "
+                 "TRITON_INTERPRET=1 in the environment")
+    return mod.triton_attention
 
 # tolerance: float32 tiles through tl.dot (numpy in the interpreter) against float64; observed
 # differences ~3e-7 on outputs of size ~1; every classic mistake moves them by 1e-2 or more (or NaN).
@@ -69,7 +84,7 @@ def test_matches_attention_in_the_interpreter(seed):
         pytest.skip("a CUDA GPU is present: the compiled kernel is checked instead (test_gpu_*)")
     with one_thread():
         g = torch.Generator().manual_seed(seed)
-        kernel = learner("triton_attention").triton_attention
+        kernel = _kernel()
         for (b, h, t_q, t_k, d), causal in [((2, 2, 32, 32, 16), False), ((2, 2, 37, 37, 16), False),
                                              ((1, 2, 45, 45, 32), True), ((2, 1, 5, 37, 16), True),
                                              ((1, 2, 40, 20, 16), True)]:
@@ -84,7 +99,7 @@ def test_the_kernel_does_the_work(seed):
     with one_thread():
         g = torch.Generator().manual_seed(seed)
         q, k, v = (_padded(g, (1, 2, 32, 16)) for _ in range(3))
-        kernel = learner("triton_attention").triton_attention
+        kernel = _kernel()
         with Watch() as w:
             kernel(q, k, v, causal=True, block_m=16, block_n=16)
         if w.matmuls:
@@ -98,7 +113,7 @@ def test_gpu_matches_sdpa_fp16(seed):
         pytest.skip(NO_GPU)
     import torch.nn.functional as F
     g = torch.Generator().manual_seed(seed)
-    kernel = learner("triton_attention").triton_attention
+    kernel = _kernel()
     for (b, h, t_q, t_k, d), causal in [((2, 4, 1000, 1000, 64), False), ((2, 4, 1000, 1000, 64), True),
                                          ((1, 2, 77, 300, 128), True)]:
         q, k, v = (torch.randn(b, h, t, d, generator=g).to("cuda", torch.float16) for t in (t_q, t_k, t_k))
@@ -115,7 +130,7 @@ def test_gpu_speed_against_sdpa(seed):
         pytest.skip(NO_GPU)
     import torch.nn.functional as F
     from triton.testing import do_bench
-    kernel = learner("triton_attention").triton_attention
+    kernel = _kernel()
     b, h, t, d = 4, 16, 4096, 64
     q, k, v = (torch.randn(b, h, t, d, device="cuda", dtype=torch.float16) for _ in range(3))
     lines, worst = [], float("inf")

@@ -51,6 +51,8 @@ class QuantLinear(nn.Module):
 
 @torch.no_grad()
 def quantize_model(model: nn.Module, bits: int = 8, group_size: int | None = None) -> nn.Module:
-    """Swap every Conv1D (transformers.pytorch_utils.Conv1D) and nn.Linear in model.transformer.h for a
-    QuantLinear, in place; return the model. The embeddings and the (tied) output head stay float32."""
+    """Swap every Conv1D (transformers.pytorch_utils.Conv1D) and nn.Linear inside the model's blocks for a
+    QuantLinear, in place; return the model. The blocks are model.transformer.h for GPT-2 and
+    model.model.layers for a Llama-style model (SmolLM2). The embeddings and the (tied) output head
+    stay float32."""
     raise NotImplementedError("quantize_model: see brief.md, section 7 (A quantised model)")
