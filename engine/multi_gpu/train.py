@@ -76,53 +76,61 @@ def _rank(rank: int, world: int, port: int, backend: str, steps: int, batch_size
         torch.cuda.set_device(device)
     dist.init_process_group(backend, rank=rank, world_size=world)
     try:
-        cfg = ModelConfig()
-        torch.manual_seed(1000 + rank)        # different inits: DDP's broadcast must make them equal
-        model = DDP(TinyGPT(cfg).to(device), bucket_cap_bytes=256 * 1024)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-        data, _ = encoded_text("train")
-        val, _ = encoded_text("val")
-        g = torch.Generator().manual_seed(1337)               # the same batches on every rank
-        T = cfg.block_size
-        for step in range(steps):
-            t0 = time.perf_counter()
-            starts = torch.randint(len(data) - T - 1, (batch_size,), generator=g)
-            offsets = starts[:, None] + torch.arange(T)
-            x = shard_batch(data[offsets], rank, world).to(device)
-            y = shard_batch(data[offsets + 1], rank, world).to(device)
-            lr_now = lr * min(1.0, (step + 1) / 20) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
-            for group in optimizer.param_groups:
-                group["lr"] = lr_now
-            _, loss = model(x, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            t1 = time.perf_counter()
-            model.finish_gradient_synchronization()
-            comm = time.perf_counter() - t1
-            optimizer.step()
-            if backend == "nccl":
-                torch.cuda.synchronize()
-            dt = time.perf_counter() - t0
-            alloc = torch.cuda.memory_allocated(device) if backend == "nccl" else 0
-            mine = torch.tensor([loss.item(), x.numel() / dt, _rss(), alloc, comm * 1e3, dt * 1e3],
-                                dtype=torch.float64, device=device)
-            every = [torch.empty_like(mine) for _ in range(world)]
-            dist.all_gather(every, mine)
-            record = {"type": "step", "step": step, "lr": lr_now, "tokens": batch_size * T,
-                      "ranks": [{"rank": r, "loss": v[0].item(), "tok_s": v[1].item(), "mem_rss": int(v[2]),
-                                 "mem_alloc": int(v[3]), "comm_ms": v[4].item(), "step_ms": v[5].item()}
-                                for r, v in enumerate(every)]}
-            if (step + 1) % 50 == 0 or step == steps - 1:
-                with torch.no_grad():
-                    vs = torch.randint(len(val) - T - 1, (8,), generator=torch.Generator().manual_seed(step))
-                    vo = vs[:, None] + torch.arange(T)
-                    record["val_loss"] = model(val[vo].to(device), val[vo + 1].to(device))[1].item()
-            if rank == 0:
-                out.put(record)
-        if rank == 0:
-            out.put({"type": "done"})
+        _train_rank(rank, world, backend, device, steps, batch_size, lr, out)
+    except Exception as e:                    # the parent says which rank failed, and how (a stop from
+        out.put({"type": "error", "rank": rank, "kind": type(e).__name__, "message": str(e)[:500]})
+        raise                                 # the lab, SIGINT to every process, is no failure)
     finally:
         dist.destroy_process_group()
+
+
+def _train_rank(rank, world, backend, device, steps, batch_size, lr, out) -> None:
+    """The training loop of one rank; rank 0 sends every step's numbers (all ranks') to `out`."""
+    cfg = ModelConfig()
+    torch.manual_seed(1000 + rank)        # different inits: DDP's broadcast must make them equal
+    model = DDP(TinyGPT(cfg).to(device), bucket_cap_bytes=256 * 1024)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    data, _ = encoded_text("train")
+    val, _ = encoded_text("val")
+    g = torch.Generator().manual_seed(1337)               # the same batches on every rank
+    T = cfg.block_size
+    for step in range(steps):
+        t0 = time.perf_counter()
+        starts = torch.randint(len(data) - T - 1, (batch_size,), generator=g)
+        offsets = starts[:, None] + torch.arange(T)
+        x = shard_batch(data[offsets], rank, world).to(device)
+        y = shard_batch(data[offsets + 1], rank, world).to(device)
+        lr_now = lr * min(1.0, (step + 1) / 20) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        for group in optimizer.param_groups:
+            group["lr"] = lr_now
+        _, loss = model(x, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        t1 = time.perf_counter()
+        model.finish_gradient_synchronization()
+        comm = time.perf_counter() - t1
+        optimizer.step()
+        if backend == "nccl":
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+        alloc = torch.cuda.memory_allocated(device) if backend == "nccl" else 0
+        mine = torch.tensor([loss.item(), x.numel() / dt, _rss(), alloc, comm * 1e3, dt * 1e3],
+                            dtype=torch.float64, device=device)
+        every = [torch.empty_like(mine) for _ in range(world)]
+        dist.all_gather(every, mine)
+        record = {"type": "step", "step": step, "lr": lr_now, "tokens": batch_size * T,
+                  "ranks": [{"rank": r, "loss": v[0].item(), "tok_s": v[1].item(), "mem_rss": int(v[2]),
+                             "mem_alloc": int(v[3]), "comm_ms": v[4].item(), "step_ms": v[5].item()}
+                            for r, v in enumerate(every)]}
+        if (step + 1) % 50 == 0 or step == steps - 1:
+            with torch.no_grad():
+                vs = torch.randint(len(val) - T - 1, (8,), generator=torch.Generator().manual_seed(step))
+                vo = vs[:, None] + torch.arange(T)
+                record["val_loss"] = model(val[vo].to(device), val[vo + 1].to(device))[1].item()
+        if rank == 0:
+            out.put(record)
+    if rank == 0:
+        out.put({"type": "done"})
 
 
 def _free_port() -> int:
@@ -164,11 +172,17 @@ def main(steps: int = 300, metrics=None, *, world: int = 2, batch_size: int = 16
                 continue
             if record["type"] == "done":
                 break
+            if record["type"] == "error":
+                if record["kind"] == "NotImplementedError":
+                    raise NotImplementedError(f"rank {record['rank']}: {record['message']}")
+                raise RuntimeError(f"rank {record['rank']}: {record['kind']}: {record['message']}")
             ranks = record["ranks"]
             loss = sum(r["loss"] for r in ranks) / len(ranks)
             last = {"loss": loss, "val_loss": record.get("val_loss", last.get("val_loss"))}
             if metrics is not None:
+                # tok_s from the ranks' own clocks (records reach this process in bursts)
                 metrics.step(record["step"], loss=loss, lr=record["lr"], tokens=record["tokens"],
+                             tok_s=record["tokens"] / (max(r["step_ms"] for r in ranks) / 1e3),
                              world=world, backend=backend, ranks=ranks,
                              comm_ms=max(r["comm_ms"] for r in ranks))
                 if "val_loss" in record:

@@ -8,7 +8,7 @@ import torch
 
 import mg_ranks
 from grader import ranks
-from grader.checks import expect_equal, fail
+from grader.checks import as_int, expect_equal, fail
 from mg_utils import CFG, close, first_seed, once, same_params, single_process_sgd
 
 # tolerance: float32, summation order only (observed <= 1.2e-7 on weights up to ~1.3 after 4 SGD
@@ -55,11 +55,13 @@ def test_two_processes_that_know_about_each_other(seed):
     for rank, r in enumerate(got):
         if r["returned"] != "Module":
             fail(f"train() returned {r['returned']}; return the trained model (accelerator.unwrap_model(model))")
-        if r["world"] != WORLD:
+        world = as_int(r["world"], what=f"the world size process {rank} saw")
+        if world != WORLD:
             fail(f"process {rank} of `accelerate launch --multi_gpu --num_processes 2` ran alone (it saw a world "
-                 f"of {r['world']}): on a machine without GPUs, Accelerator() must be told cpu=True, else "
+                 f"of {world}): on a machine without GPUs, Accelerator() must be told cpu=True, else "
                  "each process thinks it is the only one (both are rank 0, no gradient sync)")
-    expect_equal(sorted(r["rank"] for r in got), list(range(WORLD)), what="the ranks of the two processes")
+    expect_equal(sorted(as_int(r["rank"], what="a process's rank") for r in got), list(range(WORLD)),
+                 what="the ranks of the two processes")
 
 
 def test_weights_equal_one_process_on_the_global_batches(seed):
