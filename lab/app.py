@@ -40,10 +40,12 @@ class LabApp(App[None]):
     ]
 
     def __init__(self, workspace_root: Path, *, missions: list[Mission] | None = None,
-                 errors: list[str] | None = None, reference: bool = False, watch_poll: float = 1.0) -> None:
+                 errors: list[str] | None = None, reference: bool = False, watch_poll: float = 1.0,
+                 notices: list[str] | None = None) -> None:
         """`missions`/`errors` default to grader.missions.load_all(); tests pass a fixed list.
         `reference=True` grades engine/ instead of the workspace (a test and demo hook; results
-        are recorded like any other). `watch_poll` is the watch mode's mtime poll, in seconds."""
+        are recorded like any other). `watch_poll` is the watch mode's mtime poll, in seconds.
+        `notices`: what the learner must know on opening (e.g. an edited brief.md not updated)."""
         super().__init__()
         self.workspace = Workspace(Path(workspace_root))
         if missions is None:
@@ -54,10 +56,11 @@ class LabApp(App[None]):
         self.reference = reference
         self.watch_poll = watch_poll
         self.grade_slot = GradeSlot()
+        self.notices = list(notices or [])
         self.map_screen = MapScreen(self.missions, self.mission_errors, self.workspace)
 
     def on_mount(self) -> None:
-        warnings = self.workspace.state.take_warnings()     # e.g. a corrupt state.json, moved aside
+        warnings = self.notices + self.workspace.state.take_warnings()   # e.g. a corrupt state.json
         self.map_screen.notice = "\n".join(f"⚠ {w}" for w in warnings)
         self.push_screen(self.map_screen)   # pushed (not the default screen) so its CSS_PATH loads
         self.set_timer(WARM_UP_AFTER, self._warm_up)   # after the first paint, not competing with it

@@ -41,17 +41,17 @@ def version() -> str:
 
 
 # -- workspaces -----------------------------------------------------------------------------------
-def _workspace(args):
-    """The existing workspace this command works on (see the module docstring); refreshes the
-    brief.md copies and prints what the learner must know (a corrupt progress file, an edited brief)."""
+def _found(args):
     from grader import workspace
     given = getattr(args, "workspace", None)
-    ws = workspace.resolve(Path(given) if given else None)
-    return _opened(ws)
+    return workspace.resolve(Path(given) if given else None)
 
 
-def _opened(ws):
+def _workspace(args):
+    """The existing workspace this command works on (see the module docstring), its brief.md
+    copies refreshed; prints what the learner must know (an edited brief, a corrupt progress file)."""
     from grader import workspace
+    ws = _found(args)
     for note in workspace.sync_briefs(ws):
         print(f"llm-lab: note: {note}", file=sys.stderr)
     ws.state.read()
@@ -88,8 +88,10 @@ def cmd_init(args) -> int:
 
 def cmd_tui(args) -> int:
     from grader import workspace
+    notes: list[str] = []
     try:
-        ws = _workspace(args)
+        ws = _found(args)
+        notes = workspace.sync_briefs(ws)          # shown in the lab (a print would be painted over)
     except workspace.WorkspaceNotFound as e:
         if getattr(args, "workspace", None):
             raise
@@ -109,7 +111,7 @@ def cmd_tui(args) -> int:
         ws, copied, _ = _create(target)
         print(f"Created your workspace at {ws.root} ({len(copied)} starting files); opening the lab…")
     from lab.app import LabApp
-    LabApp(ws.root).run()
+    LabApp(ws.root, notices=notes).run()
     return 0
 
 

@@ -30,7 +30,10 @@ def test_kill_9_at_any_moment_leaves_valid_json(tmp_path):
     folder = tmp_path / ".llm-lab"
     for round_ in range(12):
         p = subprocess.Popen([sys.executable, "-c", WRITER, str(folder), "0"])
-        time.sleep(0.15 + 0.037 * round_)
+        deadline = time.monotonic() + 30                   # started and writing (a busy machine starts slowly)
+        while not (folder / "state.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05 + 0.037 * round_)
         p.send_signal(signal.SIGKILL)
         p.wait()
         data = json.loads((folder / "state.json").read_text())

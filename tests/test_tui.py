@@ -157,7 +157,7 @@ async def test_reference_grade_passes_notifies_and_unlocks_the_reference(tmp_pat
 async def test_learner_code_that_breaks_shows_as_a_status(tmp_path):
     """A syntax error, a flood of output and an infinite loop: statuses with messages, app alive."""
     mg = micrograd()
-    cps = tuple(dataclasses.replace(c, timeout=1) if c.id == "nn" else c for c in mg.checkpoints)
+    cps = tuple(dataclasses.replace(c, timeout=3) if c.id == "nn" else c for c in mg.checkpoints)
     mission = dataclasses.replace(mg, checkpoints=cps)
     ws = make_workspace(tmp_path)
     pkg = ws.package_dir(mission)
@@ -185,7 +185,7 @@ async def test_learner_code_that_breaks_shows_as_a_status(tmp_path):
         assert app.screen.selected.id == "nn"
         await pilot.press("c")
         await wait_idle(pilot, app)
-        assert rows(app)["nn"] == "timeout"
+        assert rows(app)["nn"] == "timeout", app.screen.query_one(CheckpointList).rows["nn"]
         assert "time limit" in app.screen.query_one(CheckpointList).rows["nn"].message
         assert app.is_running
 
@@ -465,12 +465,14 @@ async def test_a_corrupt_progress_file_is_shown_in_the_lab(tmp_path):
     ws = make_workspace(tmp_path)
     record(ws, forward="passed")
     ws.state.path.write_text("{ this is not json")
-    app = LabApp(ws.root, missions=[micrograd()], errors=[])
+    edited = "~/ws/micrograd/brief.md has your edits, so llm-lab did not update it"   # from `llm-lab`
+    app = LabApp(ws.root, missions=[micrograd()], errors=[], notices=[edited])
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause(0.2)
         assert any("not a valid progress file" in n for n in notifications(app))
         notice = app.screen.query_one("#map-notice")
         assert notice.display and "progress starts fresh" in str(notice.render())
+        assert edited in str(notice.render())
         assert card_status(app, "micrograd") == "not started"
 
 
