@@ -25,7 +25,7 @@ def _layer(base, r, alpha):
 
 def _shape_hint(layer, what, n_in, n_out, r):
     A = getattr(layer, "A", None)
-    if isinstance(A, torch.Tensor) and n_in != n_out and tuple(A.shape) == (r, n_out):
+    if isinstance(A, torch.Tensor) and n_in != n_out and tuple(A.shape) == (r, n_out):  # raw-ok: picks the message; adapter_of decides next
         fail(f"{what}: A has shape {tuple(A.shape)}: in and out were read the nn.Linear way. Conv1D "
              f"stores its weight as (in, out) = {(n_in, n_out)}, the transpose of nn.Linear's (out, in), "
              f"so in = weight.shape[0]; A must be (r, in) = {(r, n_in)}")
