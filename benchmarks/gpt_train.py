@@ -22,8 +22,16 @@ CPU) and the ratios engine/baseline and reference/baseline (>= 1 means not slowe
 PyTorch). The three are timed in rotating rounds and each reports its median step, so a busy
 machine slows them alike. Before timing, the engine's logits are checked against the reference's.
 
-Measured on the 2-core development VM (torch 2.13 CPU, shared with other jobs, --threads 1):
-see the figures in the commit that last changed this file, or run it.
+Measured on the 2-core development VM (torch 2.13 CPU, --threads 1, default rounds), while other
+jobs kept the load average near 10, so the absolute figures are about a quarter of an idle machine's
+(the probe, too); the ratios are what the rotating rounds make comparable:
+    config            reference tok/s  engine tok/s  baseline tok/s  engine/base  reference/base
+    cpu                     3,453          4,463          4,605          0.97          0.75
+    shakespeare-char          331            423            417          1.02          0.79
+The textbook reference costs 20-25% against torch's fused kernels: its attention materialises the
+(T, T) scores and its LayerNorm is four kernels instead of one.
+With other jobs on the machine, 2 threads collapse (each step waits for the slower core); pass
+--threads 1 for stable numbers there.
 """
 from __future__ import annotations
 
