@@ -7,7 +7,7 @@
 (or any importable module): each rank imports it by name. Each rank is a fresh interpreter
 (`python -I -B -m grader.ranks CONFIG`), like a torchrun worker: RANK, WORLD_SIZE, LOCAL_RANK,
 MASTER_ADDR, MASTER_PORT and OMP_NUM_THREADS=1 in its environment, and the default process group
-initialised before rank_fn runs (gloo on CPU; NCCL, one GPU per rank, when there are that many GPUs).
+initialised before rank_fn runs (gloo; or NCCL with one GPU per rank, when asked and there are enough).
 The rendezvous store lives in this process (a free port, no race), so a rank that never starts
 fails the others' init within `init_timeout`.
 
@@ -72,14 +72,18 @@ class RankError(Exception):
 # the parent side: start the ranks, wait with a deadline, collect, judge how they ended
 # =================================================================================================
 def run(fn, *, world: int = 2, args: tuple = (), timeout: float = DEFAULT_TIMEOUT,
-        init_timeout: float = INIT_TIMEOUT, backend: str | None = None, preload: tuple = ()) -> list:
+        init_timeout: float = INIT_TIMEOUT, backend: str = "gloo", preload: tuple = ()) -> list:
     """Run fn(rank, world, *args) on `world` fresh processes; return each rank's value, by rank.
-    preload: installed modules each rank imports up front from their bytecode caches (e.g.
-    "torch._dynamo", which torch's DistributedDataParallel and optimizers import: seconds from source)."""
+
+    backend: "gloo" (CPU tensors; the default, so that results compare closely with a CPU reference
+    on any machine), "nccl" (fn must put its tensors on `device()`), or "auto" (NCCL when there is a
+    GPU for every rank). preload: installed modules each rank imports up front from their bytecode
+    caches (e.g. "torch._dynamo", which torch's DistributedDataParallel and optimizers import)."""
     import torch.distributed as dist
     from datetime import timedelta
 
-    backend = backend or default_backend(world)
+    if backend == "auto":
+        backend = default_backend(world)
     store = dist.TCPStore("127.0.0.1", 0, world_size=None, is_master=True, wait_for_workers=False,
                           timeout=timedelta(seconds=init_timeout))
     with _Run(fn, world, args, launcher="ranks", backend=backend, timeout=timeout,
@@ -157,7 +161,7 @@ def _running_check(path: Path) -> bool:
     target = str(path.resolve())
     frame = sys._getframe(1)
     while frame is not None:
-        if frame.f_code.co_filename == target:
+        if os.path.realpath(frame.f_code.co_filename) == target:
             return True
         frame = frame.f_back
     return False

@@ -47,7 +47,8 @@ def gpipe_step(stage: nn.Module, micro_batches: list, loss_fn, activation_shape)
         if first:
             inp = x
         else:
-            inp = torch.empty(activation_shape, dtype=x.dtype if x.is_floating_point() else torch.float32)
+            inp = torch.empty(activation_shape, device=x.device,
+                              dtype=x.dtype if x.is_floating_point() else torch.float32)
             dist.recv(inp, src=rank - 1)
             inp.requires_grad_()                                # we need dL/d(input) to send back
         out = stage(inp)
