@@ -130,7 +130,6 @@ def test_memory_falls_and_loss_holds(seed, bits, group, factor, max_rise):
         base, quant = val_loss(original), val_loss(model)
         print(f"{what}: weights {fp32:,} -> {mine:,} bytes ({fp32 / mine:.2f}x); validation loss "
               f"{base:.4f} -> {quant:.4f} nats")
-        expect(quant == quant, f"{what}: validation loss is NaN")
         expect_between(quant - base, None, max_rise, what=f"{what}: rise in validation loss (nats/token, "
                        f"8 windows of 128 unseen tokens; float32 model: {base:.4f})",
                        why="the quantised weights should predict almost as well as the float ones")

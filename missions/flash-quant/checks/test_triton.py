@@ -14,9 +14,10 @@ if not _CUDA:
 
 import pytest  # noqa: E402
 
-from fq_check_utils import (Watch, attention_by_hand, close, diagnose_attention, one_thread,  # noqa: E402
+from fq_check_utils import (Watch, attention_by_hand, diagnose_attention, one_thread,  # noqa: E402
                             visible_mask)
-from grader.checks import check_close, expect_equal, expect_shape, expect_type, fail  # noqa: E402
+from grader.checks import (check_close, expect_between, expect_equal, expect_shape, expect_type,  # noqa: E402
+                           fail)
 from grader.seam import learner  # noqa: E402
 
 
@@ -152,6 +153,5 @@ def test_gpu_speed_against_sdpa(seed):
     print("\n".join(lines))
     # margin: a straightforward FlashAttention-2 kernel in Triton reaches 40-80% of SDPA's flash
     # backend; 10% still fails a kernel that spills the scores to memory or runs without tl.dot.
-    if worst < 0.10:
-        fail(f"triton_attention (B={b}, H={h}, T={t}, d={d}, float16) is at {worst:.0%} of SDPA's speed; "
-             f"expected at least 10%. {' | '.join(lines)}")
+    expect_between(worst, 0.10, None, what=f"triton_attention (B={b}, H={h}, T={t}, d={d}, float16): speed "
+                   "as a fraction of SDPA's (the slower of causal and not)", why=" | ".join(lines))
