@@ -103,7 +103,7 @@ def main(argv: list[str]) -> int:
 
     def stop(signum, frame):
         kill_tree(me)
-        os._exit(128 + signal.SIGKILL)
+        os.kill(me, signal.SIGKILL)   # the parent sees a killed child, as without a keeper
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # the child handles SIGINT (graceful stop)
@@ -134,7 +134,8 @@ def main(argv: list[str]) -> int:
     kill_tree(me)
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
-        signal.signal(sig, signal.SIG_DFL)
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
+            signal.signal(sig, signal.SIG_DFL)
         os.kill(me, sig)   # the parent sees the child's own death
         return 128 + sig
     return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1

@@ -322,8 +322,3 @@ def _preload(mission: Mission) -> list[str]:
     """Heavy libraries the checks use, imported in the child before any learner code."""
     text = "".join(p.read_text(errors="replace") for p in mission.checks_dir.glob("*.py"))
     return [lib for lib in ("numpy", "torch") if f"import {lib}" in text or f"from {lib}" in text]
-
-
-def child_env(private_dir: str, threads: int | None = None) -> dict:
-    """Kept for lab.training until it starts its job through grader.sandbox."""
-    return clean_env(private_dir, threads)

@@ -219,7 +219,8 @@ def test_headless_ctrl_c_ends_stopped(tmp_path):
 
 def test_headless_child_killed_shows_crashed(tmp_path):
     proc, metrics = _start_headless(tmp_path)
-    (child,) = [c for c in psutil.Process(proc.pid).children() if "grader.train_child" in " ".join(c.cmdline())]
+    (child,) = [c for c in psutil.Process(proc.pid).children(recursive=True)   # the child, not its keeper
+                if "grader.train_child" in c.cmdline() and "grader.keeper" not in c.cmdline()]
     child.send_signal(signal.SIGKILL)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 1, out

@@ -12,11 +12,12 @@ grader.train_child).
 A run the lab ends itself (stop, or kill with a reason) reads `stopped` with the lab's reason, never
 `crashed` with "killed by SIGKILL (out of memory...)": that one is kept for a kill from outside.
 
-The child runs `python -I -u -m grader.train_child ...` in a new session (its own process group, so a
-Ctrl-C in the terminal does not reach it and stopping it reaches everything it spawned), with stdin
-closed, a clean environment (grader.runner.child_env) and its output in output.log. The learner's
+The child is a grader.sandbox.Sandbox, the same as a grading child's: `python -I -u -m
+grader.train_child ...` under the keeper, in a new session (a Ctrl-C in the terminal does not reach
+it; stopping it reaches everything it spawned, even what left its process group), with stdin
+closed, a clean environment, a private temp folder and its output in output.log. The learner's
 code runs only in that child, never in the lab. Every child still running when the lab exits is
-killed (atexit).
+killed (atexit), and the keeper kills the run if the lab dies without running atexit.
 Not handled: reattaching to a run a previous lab process started (its curves can still be read
 from its metrics.jsonl; `latest_run`).
 """
@@ -26,17 +27,14 @@ import atexit
 import json
 import os
 import secrets
-import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 from grader.missions import Mission
-from grader.runner import child_env
+from grader.sandbox import Sandbox, clean_env, python_argv
 from grader.workspace import Workspace
 
 STOP_GRACE_S = 5.0
@@ -109,7 +107,7 @@ class TrainProcess:
     """One training run of one mission, in a child process."""
 
     def __init__(self, mission: Mission, workspace: Workspace, *, impl: str = "mine",
-                 steps: int | None = None, run_id: str | None = None, python: str = sys.executable):
+                 steps: int | None = None, run_id: str | None = None):
         if mission.train is None:
             raise TrainError(f"mission {mission.id!r} has no training job "
                              f"(no [train] table in missions/{mission.id}/mission.toml)")
@@ -123,20 +121,19 @@ class TrainProcess:
         self.run_dir = workspace.runs / self.run_id
         self.metrics_path = self.run_dir / "metrics.jsonl"
         self.log_path = self.run_dir / "output.log"
-        self.python = python
+        self.sandbox: Sandbox | None = None
         self.proc: subprocess.Popen | None = None
         self.stopping = False
         self.kill_reason: str | None = None     # set when the lab SIGKILLs the run on purpose
         self.started_at: float | None = None
-        self._tmp: str | None = None
         self._end: dict | None = None
         self._lock = threading.Lock()
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def command(self) -> list[str]:
+    def command(self, private_dir: str) -> list[str]:
         t = self.mission.train
-        cmd = [self.python, "-I", "-u", "-m", "grader.train_child", "--mission", self.mission.id,
-               "--impl", self.impl, "--package", self.mission.package, "--reference", self.mission.reference,
+        cmd = python_argv(private_dir, "grader.train_child", "--mission", self.mission.id, unbuffered=True)
+        cmd += ["--impl", self.impl, "--package", self.mission.package, "--reference", self.mission.reference,
                "--entry", t.entry, "--steps", str(self.steps), "--metrics", str(self.metrics_path),
                "--run", self.run_id, "--cache-dir", str(self.workspace.meta / "cache")]
         if self.impl == "mine":
@@ -150,12 +147,10 @@ class TrainProcess:
             raise TrainError(f"{self.mission.package}/ is missing from your workspace "
                              f"({self.workspace.root}); run `llm-lab init` to restore the stubs")
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._tmp = tempfile.mkdtemp(prefix="llm-lab-train-")
-        os.chmod(self._tmp, 0o700)
+        self.sandbox = Sandbox(prefix="llm-lab-train-")
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=child_env(self._tmp), cwd=self.run_dir, start_new_session=True)
+            self.proc = self.sandbox.start(self.command(self.sandbox.private_dir), stdout=log,
+                                           env=clean_env(self.sandbox.private_dir), cwd=str(self.run_dir))
         self.started_at = time.monotonic()
         _live.add(self)
         return self
@@ -185,7 +180,7 @@ class TrainProcess:
         if not self.running:
             return
         self.stopping = True
-        self._signal(signal.SIGINT)
+        self.sandbox.signal_group(signal.SIGINT)
 
         def later():
             if self.wait(grace) is None:
@@ -197,16 +192,8 @@ class TrainProcess:
         end, status stopped); None after a stop() that was not obeyed within the grace period."""
         if reason is not None and self.running:
             self.kill_reason = reason
-        self._signal(signal.SIGKILL)
-        self.wait(5)
-
-    def _signal(self, sig: int) -> None:
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
+        if self.sandbox is not None:
+            self.sandbox.kill()
 
     def finalize(self) -> dict | None:
         """Once the child has exited: its end record, written here if it left none. None while
@@ -217,7 +204,7 @@ class TrainProcess:
         with self._lock:
             if self._end is not None:
                 return self._end
-            self._signal(signal.SIGKILL)  # leftovers the run spawned into its group
+            self.sandbox.close(grace=0)  # leftovers the run spawned; its private folder
             record = end_record(self.metrics_path)
             if record is None:
                 if self.kill_reason is not None:
@@ -231,8 +218,6 @@ class TrainProcess:
                     record = append_end(self.metrics_path, "crashed", death_message(code, self.log_tail()))
             self._end = record
             _live.discard(self)
-            if self._tmp:
-                shutil.rmtree(self._tmp, ignore_errors=True)
             return record
 
     def log_tail(self, n: int = 4000) -> str:
