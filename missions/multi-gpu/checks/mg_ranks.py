@@ -123,11 +123,12 @@ def ddp_run(rank: int, world: int, spec: dict) -> dict:
         model = make_model(spec["cfg"], spec["seed"] + 1000 * rank, spec["frozen"])   # rank's own init
         init = snapshot(model)
         ddp = DDP(model, bucket_cap_bytes=cap)
-        after = snapshot(model)
-        steps = _train(model, ddp, spec["xs"], spec["ys"], spec["lr"], rank, world,
+        inner = ddp.module if isinstance(getattr(ddp, "module", None), torch.nn.Module) else model
+        after = snapshot(inner)
+        steps = _train(inner, ddp, spec["xs"], spec["ys"], spec["lr"], rank, world,
                        finish=ddp.finish_gradient_synchronization, log=log)
-        out["cases"].append({"init": init, "after_init": after, "steps": steps, "final": snapshot(model),
-                             "grads": grads(model)})
+        out["cases"].append({"init": init, "after_init": after, "steps": steps, "final": snapshot(inner),
+                             "grads": grads(inner)})
     return out
 
 
@@ -157,9 +158,7 @@ def accumulation_run(rank: int, world: int, spec: dict) -> dict:
         log.reset()
         got = step_fn(ddp, opt, micro, loss_fn)
         marks.append(log.count("all_reduce"))
-        out["steps"].append({"returned": got, "losses": losses, "marks": marks, "params": snapshot(model),
-                             "grads_after": [n for n, p in model.named_parameters() if p.grad is not None
-                                             and bool(p.grad.abs().sum() > 0)]})
+        out["steps"].append({"returned": got, "losses": losses, "marks": marks, "params": snapshot(model)})
     return out
 
 
@@ -219,12 +218,11 @@ def accelerate_run(rank: int, world: int, spec: dict) -> dict:
     seen = []                                   # the dtype the output head computed in (fp16 under autocast)
     model.head.register_forward_hook(lambda module, inputs, output: seen.append(str(output.dtype)))
     opt = torch.optim.SGD(model.parameters(), lr=spec["lr"])
-    trained = train(model, opt, TensorDataset(spec["x"], spec["y"]), batch_size=spec["batch_size"],
-                    mixed_precision=spec["mixed_precision"])
-    if not isinstance(trained, torch.nn.Module):
-        return {"params": None, "returned": type(trained).__name__}
-    return {"params": {n: p.detach().float().cpu().clone() for n, p in trained.named_parameters()},
-            "returned": "Module", "world": dist.get_world_size() if dist.is_initialized() else 1,
+    train(model, opt, TensorDataset(spec["x"], spec["y"]), batch_size=spec["batch_size"],
+          mixed_precision=spec["mixed_precision"])
+    # accelerator.prepare wraps this very module object (DDP does not copy it): read it directly
+    return {"params": {n: p.detach().float().cpu().clone() for n, p in model.named_parameters()},
+            "world": dist.get_world_size() if dist.is_initialized() else 1,
             "rank": dist.get_rank() if dist.is_initialized() else 0, "head_dtype": seen[0] if seen else ""}
 
 

@@ -81,12 +81,3 @@ def test_returns_the_mean_micro_batch_loss(seed):
             # tolerance: the same float32 losses added in another order: 1e-6 relative
             expect_close(value, mean, what=f"accumulation_step(...) on rank {rank}, step {step + 1} "
                          "(the mean of the micro-batch losses)", atol=1e-6, rtol=1e-6)
-
-
-def test_gradients_are_cleared_after_the_step(seed):
-    *_, got = _results(seed)
-    for rank in range(WORLD):
-        left = got[rank]["steps"][-1]["grads_after"]
-        if left:
-            fail(f"rank {rank}: after accumulation_step the gradients are still there ({left[:3]}): call "
-                 "optimizer.zero_grad() after the step, or the next step adds onto them")

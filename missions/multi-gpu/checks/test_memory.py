@@ -9,7 +9,7 @@ import torch
 
 from engine.multi_gpu import memory as ref_memory
 from engine.multi_gpu.model import ModelConfig, TinyGPT, num_params
-from grader.checks import as_int, expect_between, expect_equal, expect_type, fail, is_close
+from grader.checks import as_float, as_int, expect_between, expect_equal, expect_type, fail, is_close
 from grader.seam import learner
 from mg_utils import activation_peak, optimizer_state_bytes
 
@@ -32,7 +32,17 @@ def _bill(cfg: dict, what: str, **setup) -> dict:
     missing = [k for k in KEYS if k not in got]
     if missing:
         fail(f"{what}: the dict has no {missing} (expected keys {list(KEYS)})")
-    return {k: as_int(got[k], what=f"{what}[{k!r}]") for k in KEYS}
+    return {k: _count(got[k], f"{what}[{k!r}]") for k in KEYS}
+
+
+def _count(x, what: str) -> int:
+    """A byte count as an exact int: an int, or a float with no fractional part (12.0 * P is fine)."""
+    if type(x) is float:
+        v = as_float(x, what=what)
+        if not v.is_integer():
+            fail(f"{what}: {v} is not a whole number of bytes")
+        return int(v)
+    return as_int(x, what=what)
 
 
 def test_count_params_matches_the_model():
@@ -40,7 +50,7 @@ def test_count_params_matches_the_model():
     mod = learner("model")
     for cfg, _, _ in SHAPES + [(dict(vocab_size=100, block_size=16, n_layer=1, n_head=1, d_model=8), 0, ())]:
         want = num_params(TinyGPT(ModelConfig(**cfg)))
-        got = as_int(fn(mod.ModelConfig(**cfg)), what=f"count_params({cfg})")
+        got = _count(fn(mod.ModelConfig(**cfg)), f"count_params({cfg})")
         if got == want + cfg["vocab_size"] * cfg["d_model"]:
             fail(f"count_params({cfg}) = {got}: the output head is counted as a matrix of its own, but it is "
                  "the token embedding (tied): count it once")

@@ -8,7 +8,7 @@ import torch
 
 import mg_ranks
 from grader import ranks
-from grader.checks import as_int, check_close, expect_equal, fail, to_numpy
+from grader.checks import as_int, check_close, expect_between, expect_equal, fail, to_numpy
 from mg_utils import CFG, WORLD, first_seed, once, token_batches
 
 # tolerance: 10 AdamW steps in float32, the update computed in another order than torch's and the
@@ -105,8 +105,11 @@ def test_each_rank_holds_its_share_of_the_optimizer_state(seed):
         if abs(held - expect_bytes) == 8:
             fail(f"rank {rank} holds moments for {held // 8} elements, its slice has {mine}: the shard "
                  "boundaries are off by one")
-        expect_equal(held, expect_bytes, what=f"rank {rank}: bytes in its optimizer state (2 moments × 4 bytes × "
-                     f"its {mine} elements; N={n}, S=ceil(N/{WORLD})={size})")
+        # tolerance: 64 bytes for bookkeeping tensors (a step count kept as a 1-element tensor, ...);
+        # a shard one element too long is caught by the weights above, a shard too short here
+        expect_between(held, expect_bytes, expect_bytes + 64, what=f"rank {rank}: bytes in its optimizer state",
+                       why=f"2 moments × 4 bytes × its {mine} elements = {expect_bytes} (N={n}, "
+                       f"S=ceil(N/{WORLD})={size})")
 
 
 def test_every_rank_ends_with_the_same_full_weights(seed):
