@@ -25,7 +25,7 @@ from .channel import Channel
 from .missions import Checkpoint, Mission
 from .results import STATUSES, CheckpointResult, GradeRun, aggregate, short_name
 from .sandbox import MEMORY_BUDGET, LogDrain, Sandbox, clean_env, death_reason, has_gpu, python_argv
-from .state import LAST_WRITTEN
+from .state import LAST_WRITTEN, StateLocked
 from .workspace import Workspace
 
 STARTUP_LIMIT = 90.0   # seconds for a child to start (imports) before it imports learner code
@@ -117,16 +117,23 @@ class _Grade:
                 self.checks_tampered = True
                 self.warnings.append("the check files were modified during grading; they were restored")
             if self.state_path is not None:
-                with self.workspace.state._locked():
-                    # the last legitimate content: what this process (the lab) saved during the grade,
-                    # else what was there before it began
-                    ours = LAST_WRITTEN.get(str(self.state_path))
-                    target = ours if ours is not None and ours != self.written_at_start \
-                        else self.state_before[self.state_path]
-                    if tamper.restore({self.state_path: target}):
-                        self.warnings.append("state.json was modified during grading (by code under test?); "
-                                             "it was restored")
+                self._restore_state()
             return self.checks_tampered
+
+    def _restore_state(self, timeout: float = 2.0) -> None:
+        try:
+            with self.workspace.state.locked(timeout):
+                # the last legitimate content: what this process (the lab) saved during the grade,
+                # else what was there before it began
+                ours = LAST_WRITTEN.get(str(self.state_path))
+                target = ours if ours is not None and ours != self.written_at_start \
+                    else self.state_before[self.state_path]
+                if tamper.restore({self.state_path: target}):
+                    self.warnings.append("state.json was modified during grading (by code under test?); "
+                                         "it was restored")
+        except StateLocked:   # checked again when the grade ends and its processes are gone
+            self.warnings.append("state.json's lock was held by another process during grading (a "
+                                 "process your code started?)")
 
     # -- children -----------------------------------------------------------------------------------
     def run_group(self, group: list[Checkpoint], threads: int) -> None:

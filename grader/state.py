@@ -23,6 +23,12 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+LOCK_TIMEOUT = 10.0   # seconds to wait for the state lock before giving up with StateLocked
+
+
+class StateLocked(TimeoutError):
+    """The state lock was not free within the time limit."""
+
 SCHEMA_VERSION = 1
 LAST_WRITTEN: dict[str, bytes] = {}   # path -> bytes this process last wrote (to tell our writes from others')
 
@@ -65,7 +71,7 @@ class StateStore:
     # -- reading ---------------------------------------------------------------------------
     def read(self) -> dict:
         """The current state (a fresh empty one if there is none). Never raises on a bad file."""
-        with self._locked():
+        with self.locked():
             return self._read_unlocked()
 
     def _read_unlocked(self) -> dict:
@@ -90,7 +96,7 @@ class StateStore:
     @contextlib.contextmanager
     def update(self) -> Iterator[dict]:
         """Read-modify-write under the lock: `with store.update() as s: s[...] = ...`."""
-        with self._locked():
+        with self.locked():
             data = self._read_unlocked()
             yield data
             self._write_unlocked(data)
@@ -118,10 +124,21 @@ class StateStore:
                 os.close(dfd)
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
+    def locked(self, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+        """Hold the state lock; StateLocked after `timeout` seconds of waiting (a process that never
+        lets go, e.g. a leftover of learner code, must not hang llm-lab)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         with open(self.lock_path, "a") as lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise StateLocked(f"{self.lock_path} is held by another process for over "
+                                          f"{timeout:g} s; is another llm-lab grading this workspace?") from None
+                    time.sleep(0.05)
             try:
                 yield
             finally:

@@ -481,3 +481,23 @@ def test_no_temp_folder_outlives_a_grade(tmp_path):
     run(tmp_path, ADV, "def double(x):\n    while True:\n        pass\n", "double", timeout_scale=0.1)
     run(tmp_path / "b", ADV, "import os\ndef double(x):\n    os._exit(3)\n", "double")
     assert ours() - before == set()
+
+
+def test_a_process_holding_the_state_lock_cannot_hang_the_grader(tmp_path):
+    lock = tmp_path / "ws" / ".llm-lab" / "state.lock"
+    holder = f"import fcntl, time\nf = open({str(lock)!r}, 'a')\nfcntl.flock(f, fcntl.LOCK_EX)\ntime.sleep(300)\n"
+    source = ("import fcntl, subprocess, sys, time\ndef double(x):\n"
+              f"    subprocess.Popen([sys.executable, '-c', {holder!r}], start_new_session=True)\n"
+              f"    with open({str(lock)!r}, 'a') as f:\n        for _ in range(300):\n"
+              "            try:\n                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+              "                fcntl.flock(f, fcntl.LOCK_UN)\n                time.sleep(0.1)\n"
+              "            except BlockingIOError:\n                break\n    return x * 3\n"
+              "def total(xs):\n    time.sleep(5)\n    return 0.0\n")
+    t0 = time.monotonic()   # both checkpoints in one child: the holder lives on while `total` runs
+    ws = make_ws(tmp_path, ADV, source)
+    result = grade(ADV, ws, parallel=1)
+    assert [r.status for r in result.results] == ["failed", "failed"], result.results
+    assert time.monotonic() - t0 < 60
+    assert any("lock was held" in w for w in result.warnings), result.warnings
+    with ws.state.locked(timeout=5):   # the holder died with the grade
+        pass
