@@ -2,21 +2,19 @@
 `accelerate launch --multi_gpu --num_processes 2 ...` (on a machine without GPUs the launch sees
 none, and the script's Accelerator(cpu=True) makes the two processes one gloo group). Both processes
 must end with the weights of one process that trains on each global batch (2 × batch_size
-sequences); mixed precision (fp16 with loss scaling) is checked on CUDA GPUs only."""
+sequences); mixed precision (fp16 with loss scaling) is checked on CUDA GPUs only (untested here:
+the development machines have no GPU)."""
 import pytest
 import torch
 
 import mg_ranks
 from grader import ranks
-from grader.checks import as_int, expect_equal, fail
+from grader.checks import as_int, expect_close, expect_equal, expect_finite, fail
 from mg_utils import CFG, close, first_seed, once, same_params, single_process_sgd
 
 # tolerance: float32, summation order only (observed <= 1.2e-7 on weights up to ~1.3 after 4 SGD
 # steps). Training on the wrong batches or without gradient sync is off by 1e-2 or more.
 ATOL, RTOL = 1e-6, 1e-4
-# tolerance (fp16): autocast rounds activations to 11 significant bits (~5e-4 relative); over 4 SGD
-# steps of this small model that stays under 2e-2 on the weights, far below a missed or doubled step.
-ATOL16, RTOL16 = 2e-2, 2e-2
 WORLD, PER_PROCESS, N, LR = 2, 2, 16, 0.5
 
 
@@ -85,17 +83,28 @@ def test_weights_equal_one_process_on_the_global_batches(seed):
 
 
 def test_mixed_precision_fp16_on_gpu(seed):
+    """fp16 autocast really on, the processes still in step, the weights trained and finite. (Not equal
+    to float32 training: the loss scaler may skip the first steps while it finds its scale.)"""
     gpus = torch.cuda.device_count()
     if gpus == 0:
         pytest.skip("fp16 mixed precision with loss scaling needs a CUDA GPU; this machine has none "
                     "(the float32 checks above ran on CPU processes)")
+    seed = first_seed("accelerate", seed)
     world = min(WORLD, gpus)
-    x, y = _data(seed)
-    want = _expected(seed, x, y, world * PER_PROCESS)
+    init = mg_ranks.make_model(CFG, seed, ())
+    start = {n: p.detach().clone() for n, p in init.named_parameters()}
     got = once("accelerate-fp16", lambda: _launch(seed, "fp16", world=world, gpus=True))
     for rank, r in enumerate(got):
         if r["head_dtype"] != "torch.float16":
-            fail(f"process {rank}: under mixed_precision='fp16' the model's matmuls still ran in "
-                 f"{r['head_dtype']}: pass mixed_precision to Accelerator(...)")
-        same_params(r["params"], want["params"][-1], f"process {rank}: weights after fp16 mixed-precision "
-                    "training vs float32 in one process", atol=ATOL16, rtol=RTOL16)
+            fail(f"process {rank}: under mixed_precision='fp16' the model's matmuls ran in {r['head_dtype'] or 'no'} "
+                 "precision: pass mixed_precision to Accelerator(...)")
+        for name, w in r["params"].items():
+            expect_finite(w, what=f"process {rank}: {name} after fp16 training")
+            if rank > 0:
+                # tolerance: none needed, DDP keeps the replicas identical; 1e-6 allows for nothing else
+                expect_close(w, got[0]["params"][name], what=f"process {rank} vs process 0: {name} after fp16 "
+                             "training (the gradient sync keeps replicas equal)", atol=1e-6)
+        moved = [n for n, w in r["params"].items() if not close(w, start[n], 1e-6)]
+        if not moved:
+            fail(f"process {rank}: no weight changed in fp16 training: every step was skipped (inf/NaN gradients "
+                 "each time?) or optimizer.step() is never called")
