@@ -77,8 +77,9 @@ class Guard:
             if name == ref or name.startswith(ref + "."):
                 return (f"your code imports the reference solution ({name}); write it yourself "
                         "(importing engine references from learner code is forbidden)")
-        if top in self.forbid:
-            return self.messages.get(top) or f"importing {top} is not allowed in this mission"
+        for forbidden in self.forbid:   # a package ("torch") or a part of one ("torch.ao")
+            if name == forbidden or name.startswith(forbidden + "."):
+                return self.messages.get(forbidden) or f"importing {forbidden} is not allowed in this mission"
         return None
 
     def _violation(self, message: str):

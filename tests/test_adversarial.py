@@ -501,3 +501,13 @@ def test_a_process_holding_the_state_lock_cannot_hang_the_grader(tmp_path):
     assert any("lock was held" in w for w in result.warnings), result.warnings
     with ws.state.locked(timeout=5):   # the holder died with the grade
         pass
+
+
+def test_a_forbidden_subpackage_is_refused_and_its_siblings_are_not(tmp_path):
+    from dataclasses import replace
+    mission = replace(ADV_TORCH, forbid=("torch.ao",), forbid_reason="quantise it yourself")
+    ok = make_ws(tmp_path / "ok", mission, "import torch.nn\n" + GOOD_TOPS)
+    assert grade(mission, ok, checkpoints=["rows"]).results[0].status == "passed"
+    bad = make_ws(tmp_path / "bad", mission, "import torch.ao.quantization\n" + GOOD_TOPS)
+    r = grade(mission, bad, checkpoints=["rows"]).results[0]
+    assert r.status == "failed" and "quantise it yourself" in r.message, r
