@@ -54,6 +54,10 @@ def nf4_code(offset: float = OFFSET) -> torch.Tensor:
 
 def quantize_nf4(w: torch.Tensor, blocksize: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """w (any shape, float) -> (packed uint8 (ceil(n/2),), absmax float32 (ceil(n/blocksize),))."""
+    if not w.is_floating_point():
+        raise TypeError(f"quantize_nf4: expected a float tensor of weights, got {w.dtype}")
+    if blocksize <= 0:
+        raise ValueError(f"quantize_nf4: blocksize must be positive, got {blocksize}")
     flat = w.detach().reshape(-1).float()
     n = flat.numel()
     n_blocks = math.ceil(n / blocksize)
@@ -77,6 +81,9 @@ def unpack_codes(packed: torch.Tensor, n: int) -> torch.Tensor:
 def dequantize_nf4(packed: torch.Tensor, absmax: torch.Tensor, shape, blocksize: int = 64) -> torch.Tensor:
     """The float32 weights of `shape` that quantize_nf4 encoded: NF4[code] · absmax of its block."""
     n = math.prod(shape)
+    if packed.numel() * 2 < n or absmax.numel() * blocksize < n:
+        raise ValueError(f"dequantize_nf4: {packed.numel()} bytes and {absmax.numel()} scales cannot hold "
+                         f"{n} weights of shape {tuple(shape)} in blocks of {blocksize}")
     values = NF4[unpack_codes(packed, n)]                              # (n,) levels in [-1, 1]
     n_blocks = absmax.numel()
     blocks = F.pad(values, (0, n_blocks * blocksize - n)).view(n_blocks, blocksize)

@@ -11,11 +11,11 @@ from grader.checks import as_float, expect_between, expect_equal, expect_type, f
 from grader.seam import learner
 
 # The short run: 60 steps of 16 sentences, r=8 on c_attn/c_proj/c_fc, lr 3e-3. Measured with the
-# reference (seeds 0-5): the loss on the first 200 validation sentences falls from 5.27 by
-# CAUSAL_MEASURED nats in ~25 s on one busy core. Target: a fall of at least DROP nats.
+# reference (seeds 0-5): the loss on the first 200 validation sentences falls from 5.27 nats per token
+# by 0.57-0.59 nats, in ~8-9 s of CPU. An adapter that does not train falls by 0. Target: at least 0.3.
 RUN = dict(steps=60, batch_size=16, r=8, alpha=16.0, lr=3e-3)
 N_VAL = 200
-DROP = 0.25
+DROP = 0.3
 
 
 def _rows(tok, texts, max_length=64):
@@ -78,5 +78,5 @@ def test_adapts_to_movie_reviews_base_untouched(seed):
         after = _val_loss(model, tok, val)
         expect_between(before - after, DROP, None, what=f"fall of the validation loss on movie reviews "
                        f"after {RUN['steps']} steps (nats per token; before {before:.3f}, after {after:.3f})",
-                       why="the reference falls by CAUSAL_MEASURED; are the adapters trained (lr, "
+                       why="the reference falls by 0.57-0.59; are the adapters trained (lr, "
                            "targets c_attn, c_proj, c_fc)?")

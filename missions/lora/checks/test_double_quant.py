@@ -3,7 +3,7 @@
 
 bitsandbytes' CPU kernel finds the nearest 8-bit level with an approximate binary search: about 1
 scale in 500 lands on a neighbour of the nearest level. So the codes are compared exactly with the
-nearest level (computed here, the brief's rule), and with bitsandbytes' codes by agreement (>= 99 %)
+nearest level (computed here, the brief's rule), and with bitsandbytes' codes by agreement (>= 98 %)
 and by value (a disagreeing pair of levels is never further apart than one step of the coarsest
 decade, 0.9/64 of absmax2). Offset, second-level scales and the dequantised
 scales are compared with bitsandbytes directly.
@@ -73,8 +73,10 @@ def test_double_quantize(seed):
             theirs = to_numpy(nested.absmax).astype(int)
             mine = to_numpy(codes).astype(int)
             agree = float((theirs == mine).mean())
-            expect_between(agree, 0.99, 1.0, what=f"{what}: share of codes equal to bitsandbytes'",
-                           why="bitsandbytes' approximate search differs on ~0.2 % of the scales, not more")
+            # tolerance: bitsandbytes' approximate search differs on 0.1-0.75 % of the scales (120 cases
+            # measured); 2 % leaves room, and a wrong rounding rule disagrees on far more
+            expect_between(agree, 0.98, 1.0, what=f"{what}: share of codes equal to bitsandbytes'",
+                           why="bitsandbytes' approximate search differs on well under 1 % of the scales")
             levels = to_numpy(learner_free_dynamic_code())
             gap = float(abs(levels[theirs] - levels[mine]).max())
             # tolerance: one step of the top decade, 0.9/64 = 0.0140625, plus float slack
