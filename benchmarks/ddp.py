@@ -168,7 +168,7 @@ def main(argv=None) -> None:
               "torch DDP": "2 ranks: torch DistributedDataParallel, 256 KB buckets"}
     rows = [(labels[k], v) for k, v in ranks.items()]
     base = ranks["1 process, 1 thread"]
-    print(f"\n| variant | tokens/s | vs 1 process, 1 thread |\n|---|---:|---:|")
+    print("\n| variant | tokens/s | vs 1 process, 1 thread |\n|---|---:|---:|")
     for name, tok_s in rows:
         print(f"| {name} | {tok_s:,.0f} | {tok_s / base:.2f} |")
     print(f"\nlearner-style DDP / torch DDP: {ranks['DDP, 256 KB buckets'] / ranks['torch DDP']:.2f}")

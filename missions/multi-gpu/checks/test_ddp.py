@@ -2,8 +2,6 @@
 at construction, one asynchronous all-reduce per bucket launched during backward, a frozen parameter
 and the tied head handled; the same weights as one process on the whole batch, and as torch's
 DistributedDataParallel (run first, in the same ranks). One launch of 2 ranks for the whole file."""
-import torch
-
 import mg_ranks
 from engine.multi_gpu.ddp import make_buckets
 from grader import ranks
