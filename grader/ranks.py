@@ -130,7 +130,7 @@ def grading_context(fn) -> dict:
     from . import seam
     from .missions import load_all
 
-    config = dict(seam._config)   # grader.seam keeps its configuration here; read-only use
+    config = seam.config()
     if config.get("package") is None:
         return {}
     file = str(Path(sys.modules[fn.__module__].__file__).resolve())

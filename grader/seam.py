@@ -36,6 +36,12 @@ def configure(*, mode: str, package: str, reference: str, workspace: str | None)
         sys.meta_path.insert(0, LearnerFinder(package, Path(workspace).resolve() / package))
 
 
+def config() -> dict:
+    """A copy of the seam's configuration (mode, package, reference, workspace): what a rank
+    process needs to configure its own seam the same way (grader.ranks)."""
+    return dict(_config)
+
+
 def mode() -> str:
     return _config["mode"]
 
