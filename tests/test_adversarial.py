@@ -473,14 +473,14 @@ def test_killing_llm_lab_kills_the_grade(tmp_path):
     assert _wait_dead(int(pidfile.read_text()), 5), "the grading child outlived llm-lab"
 
 
-def test_no_temp_folder_outlives_a_grade(tmp_path):
+def test_no_temp_folder_outlives_a_grade(tmp_path, monkeypatch):
     import tempfile
-    def ours():
-        return {p.name for p in Path(tempfile.gettempdir()).glob("llm-lab-grade-*")}
-    before = ours()
+    private = tmp_path / "tmp"     # this test's own temp root: other grades on the machine don't count
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
     run(tmp_path, ADV, "def double(x):\n    while True:\n        pass\n", "double", timeout_scale=0.1)
     run(tmp_path / "b", ADV, "import os\ndef double(x):\n    os._exit(3)\n", "double")
-    assert ours() - before == set()
+    assert sorted(p.name for p in private.iterdir()) == []
 
 
 def test_a_process_holding_the_state_lock_cannot_hang_the_grader(tmp_path):
