@@ -43,7 +43,7 @@ def test_no_sync_before_the_last_micro_step(seed):
                      f"{early[0]} of {K} ({during} all-reduces per micro-step): synchronising on every "
                      "micro-step sends k times the bytes for the same result. Run the first k-1 "
                      "backward passes inside model.no_sync()")
-            if during[-1] != buckets:
+            if during[-1] != buckets:   # raw-ok: counts of the grader's own collective log (plain ints)
                 fail(f"rank {rank}, step {step + 1}: {during[-1]} all-reduces in the last micro-step, "
                      f"expected {buckets} (one per bucket of your DDP): the last backward must synchronise")
 
