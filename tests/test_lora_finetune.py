@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-# brief.md, section 8: the reference's LoRA run measured LONG_ACC on the 1,007 validation sentences;
+# brief.md, section 8: the reference's LoRA run measured 0.854 on the 1,007 validation sentences (150 steps of 32);
 # the target leaves room for another seed and another machine's float summation order.
-TARGET = 0.78
+TARGET = 0.80
 
 
 @pytest.mark.slow
@@ -16,6 +16,6 @@ def test_reference_lora_finetune_reaches_target():
     import torch
     from engine.lora.finetune import FinetuneConfig, run
     torch.set_num_threads(2)
-    result = run(FinetuneConfig(mode="lora", steps=300), split="validation")
+    result = run(FinetuneConfig(mode="lora"), split="validation")
     assert result["trainable"] / result["total"] < 0.01, result
     assert result["accuracy"] >= TARGET, result
