@@ -39,6 +39,26 @@ def _validate(model, tok, split, max_length: int) -> tuple[float, float]:
     return loss_sum / len(texts), correct / len(texts)
 
 
+def flops_per_token(model, mode: str, seq_len: int, trainable: int) -> float:
+    """Training FLOPs per token of the classifier, counted for what a LoRA step really does.
+
+    forward: 2 FLOPs per weight of every encoder matmul (N_mm) + attention's q·kᵀ and weights·v
+    (4·L·C·T); backward to the inputs: twice the forward (the gradient has to reach the lowest
+    adapter); backward to the weights: only for what trains (2 per trainable weight, all of N_mm in
+    full fine-tuning). A probe never backpropagates into the encoder. Embeddings are lookups, not
+    matmuls: they count nothing (6·N with N = all parameters would overstate a LoRA step by ~3x).
+    """
+    n_mm = sum(m.in_features * m.out_features for m in model.encoder.modules()
+               if hasattr(m, "in_features") and hasattr(m, "out_features") and not hasattr(m, "A"))
+    c = model.encoder.config
+    attn = 4 * c.num_hidden_layers * c.hidden_size * seq_len
+    forward = 2 * n_mm + attn
+    if mode == "probe":
+        return float(forward)
+    weights = 2 * n_mm if mode == "full" else 2 * trainable
+    return float(forward + 2 * forward + weights)
+
+
 def main(steps: int | None = None, metrics=None, *, mode: str = "lora", out_dir: str | None = None) -> dict:
     """Fine-tune and stream metrics; returns {"val_acc": ..., "val_loss": ..., "adapter_bytes": ...}."""
     from engine.shared.corpora import movie_reviews
@@ -59,6 +79,7 @@ def main(steps: int | None = None, metrics=None, *, mode: str = "lora", out_dir:
     metrics.start(n_params=total, trainable_params=trainable, trainable_pct=round(100 * trainable / total, 3),
                   n_layer=cfg_enc.num_hidden_layers, n_head=cfg_enc.num_attention_heads,
                   d_model=cfg_enc.hidden_size, block_size=cfg.max_length, device="cpu",
+                  flops_per_token=flops_per_token(model, mode, cfg.max_length, trainable),
                   model="all-MiniLM-L6-v2", mode=mode, r=cfg.r, alpha=cfg.alpha, steps=cfg.steps)
     result = {"val_acc": float("nan"), "val_loss": float("nan"), "adapter_bytes": 0}
     t_start = time.perf_counter()
