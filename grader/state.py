@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-LOCK_TIMEOUT = 10.0   # seconds to wait for the state lock before giving up with StateLocked
 
 
 class StateLocked(TimeoutError):
@@ -124,25 +123,32 @@ class StateStore:
                 os.close(dfd)
 
     @contextlib.contextmanager
-    def locked(self, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
-        """Hold the state lock; StateLocked after `timeout` seconds of waiting (a process that never
-        lets go, e.g. a leftover of learner code, must not hang llm-lab)."""
+    def locked(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold the state lock. With a `timeout` (the grader, while code under test runs: a process
+        it started must not hang llm-lab), StateLocked after that many seconds of waiting; without
+        one, a plain blocking (fair) wait, as between two lab processes."""
         self.folder.mkdir(parents=True, exist_ok=True)
         with open(self.lock_path, "a") as lock:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise StateLocked(f"{self.lock_path} is held by another process for over "
-                                          f"{timeout:g} s; is another llm-lab grading this workspace?") from None
-                    time.sleep(0.05)
+            if timeout is None:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            else:
+                self._flock_within(lock, timeout)
             try:
                 yield
             finally:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+    def _flock_within(self, lock, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StateLocked(f"{self.lock_path} is held by another process for over {timeout:g} s; "
+                                      "is another llm-lab grading this workspace?") from None
+                time.sleep(0.05)
 
     # -- convenience ------------------------------------------------------------------------
     def record_results(self, mission_id: str, results) -> None:
