@@ -32,8 +32,10 @@ def main(argv: list[str]) -> int:
             n = _write(_fd, data)
             data = data[n:]
 
+    prefix, sys.pycache_prefix = sys.pycache_prefix, None   # installed libraries: their own caches (-B: read only)
     for name in config.get("preload", []):  # e.g. torch: imported before learner code
         __import__(name)
+    sys.pycache_prefix = prefix
     import pytest  # noqa: F401  (before learner code)
     from . import checks, seam  # noqa: F401  (captures comparison functions now)
     from .guards import Guard

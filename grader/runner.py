@@ -328,4 +328,5 @@ def _int(x) -> int:
 def _preload(mission: Mission) -> list[str]:
     """Heavy libraries the checks use, imported in the child before any learner code."""
     text = "".join(p.read_text(errors="replace") for p in mission.checks_dir.glob("*.py"))
-    return [lib for lib in ("numpy", "torch") if f"import {lib}" in text or f"from {lib}" in text]
+    return [lib for lib in ("numpy", "torch", "transformers", "peft", "bitsandbytes")
+            if f"import {lib}" in text or f"from {lib}" in text]
