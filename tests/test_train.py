@@ -444,3 +444,23 @@ async def test_train_screen_says_why_a_run_finished_early(tmp_path):
         assert "returned early by itself" in screen.query_one(RunStatus).message
         log = "\n".join(strip.text for strip in screen.query_one("#train-log").lines)
         assert "finished early, after 28 of 100 steps" in log
+
+
+def test_micrograd_job_says_why_it_stopped_early():
+    """micrograd's train() stops once every point is right; its job says so in the end record."""
+    from engine.micrograd.train import main
+
+    class Recorder:
+        ends: list = []
+
+        def start(self, **info): pass
+
+        def step(self, *args, **kw): pass
+
+        def end(self, status="done", message=""):
+            self.ends.append((status, message))
+
+    rec = Recorder()
+    history = main(steps=100, metrics=rec, seed=0)
+    assert len(history) < 100 and history[-1] == 1.0
+    assert rec.ends == [("done", f"every point classified right at step {len(history) - 1}: stopped early")]

@@ -66,4 +66,6 @@ def main(steps=100, metrics=None, seed=0):
     if metrics is not None:
         metrics.start(n_params=len(model.parameters()), n_layer=2, d_model=16, device="cpu")
     history = train(model, X, y, steps=steps, metrics=metrics)
+    if metrics is not None and history and history[-1] == 1.0 and len(history) < steps:
+        metrics.end("done", f"every point classified right at step {len(history) - 1}: stopped early")
     return history
