@@ -279,6 +279,7 @@ async def test_train_screen_follows_a_growing_metrics_file(tmp_path):
         assert screen.query_one("#train-mfu", MetricCard).value == "25.0%"
         assert screen.query_one(MemoryGauges).allocator["mem_reserved"] == 4 << 20
         assert screen.query_one(RunStatus).step == 4
+        assert not screen.query_one("#train-ranks").display          # one process: no ranks panel
 
         append(_line(type="step", step=5, loss=1.4)[15:])
         append(_line(type="eval", step=5, val_loss=1.5) + _line(type="sample", step=5, text="ROMEO: hello"))
@@ -464,3 +465,59 @@ def test_micrograd_job_says_why_it_stopped_early():
     history = main(steps=100, metrics=rec, seed=0)
     assert len(history) < 100 and history[-1] == 1.0
     assert rec.ends == [("done", f"every point classified right at step {len(history) - 1}: stopped early")]
+
+
+TWO_RANKS = [{"rank": 0, "loss": 4.0, "tok_s": 2500.0, "mem_rss": 300 << 20, "mem_alloc": 0, "mem_device": 0,
+              "comm_ms": 5.0, "step_ms": 50.0},
+             {"rank": 1, "loss": 4.2, "tok_s": 2400.0, "mem_rss": 310 << 20, "mem_alloc": 0, "mem_device": 0,
+              "comm_ms": 10.0, "step_ms": 50.0}]
+
+
+async def test_train_screen_shows_the_ranks_side_by_side(tmp_path):
+    """#16: a multi-process run's step records carry `ranks`; the screen shows one column per rank."""
+    from lab.training.widgets.rank_table import RankTable
+
+    mission, ws = fake_mission(tmp_path, FAST)
+    run_dir = ws.runs / "20250101-000000-fake-mine-abcd"
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.jsonl").write_text(
+        _line(type="start", steps=10, device="cpu", world=2, backend="gloo")
+        + "".join(_line(type="step", step=k, loss=4.1, tok_s=4900.0, world=2, ranks=TWO_RANKS) for k in range(3)))
+    app = _host(mission, ws, show_last_run=False, sample_interval=5)
+    async with app.run_test(size=(140, 45)) as pilot:
+        app.screen.attach(run_dir)
+        await pilot.pause(0.6)
+        table = app.screen.query_one(RankTable)
+        assert table.display and len(table.ranks) == 2
+        assert table.border_title == "ranks (2 processes)"
+        shown = "\n".join(line.text for line in table.render_lines(table.region.reset_offset))
+        for text in ("rank 0", "rank 1", "all", "4.0000", "4.2000", "4.1000",   # losses and their mean
+                     "2.5k", "2.4k", "4.9k",                                   # tokens/s and the sum
+                     "RSS", "300.0 MiB", "310.0 MiB", "5.0ms 10%", "10.0ms 20%"):
+            assert text in shown, (text, shown)
+
+
+def test_rank_memory_prefers_the_gpu_figure():
+    from lab.training.widgets.rank_table import memory
+    assert memory({"mem_rss": 1 << 30, "mem_alloc": 0, "mem_device": 0}) == ("1.0 GiB", "RSS")
+    assert memory({"mem_rss": 1 << 30, "mem_alloc": 2 << 30, "mem_device": 0}) == ("2.0 GiB", "allocator")
+    assert memory({"mem_rss": 1 << 30, "mem_alloc": 2 << 30, "mem_device": 3 << 30}) == ("3.0 GiB", "GPU used")
+    assert memory({}) == ("—", "memory")
+
+
+def test_headless_multi_gpu_prints_both_ranks(tmp_path):
+    """`llm-lab train multi-gpu --headless`: two real rank processes, each rank's figures on the line."""
+    workspace.init(tmp_path / "ws", [M.get("multi-gpu")])
+    cmd = [sys.executable, "-m", "lab", "train", "multi-gpu", "--headless", "--impl", "reference",
+           "--workspace", str(tmp_path / "ws"), "--steps", "3"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=tmp_path, env=_env(),
+                         stdin=subprocess.DEVNULL)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text
+    assert "status done" in text
+    line = next(x for x in text.splitlines() if x.startswith("step 3/3"))
+    assert "rank 0 " in line and "rank 1 " in line and "tok/s comm" in line, line
+    run = latest_run(Workspace(tmp_path / "ws"), M.get("multi-gpu"))
+    steps = [r for r in read_records(run / "metrics.jsonl") if r["type"] == "step"]
+    assert [r["rank"] for r in steps[-1]["ranks"]] == [0, 1]
+    assert all(r["mem_rss"] > 0 and r["step_ms"] > 0 for r in steps[-1]["ranks"])

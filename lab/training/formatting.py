@@ -84,3 +84,13 @@ def bar(fraction: float | None, width: int = 16) -> str:
         return "░" * width
     filled = round(max(0.0, min(1.0, fraction)) * width)
     return "█" * filled + "░" * (width - filled)
+
+
+def ranks_line(ranks: list[dict]) -> str:
+    """One line for a multi-process run's ranks: 'rank 0 4.9k tok/s comm 12% · rank 1 …'."""
+    bits = []
+    for i, r in enumerate(ranks):
+        c, step = num(r.get("comm_ms")), num(r.get("step_ms"))
+        share = f" comm {100 * c / step:.0f}%" if c is not None and step else ""
+        bits.append(f"rank {r.get('rank', i)} {rate(r.get('tok_s'))} tok/s{share}")
+    return " · ".join(bits)

@@ -49,8 +49,9 @@ class _Lines:
         if s.step is None or s.step == self.shown or (not force and now - self.last < PLAIN_EVERY_S):
             return
         self.last, self.shown = now, s.step
+        ranks = f"  [{fmt.ranks_line(s.ranks)}]" if s.ranks else ""
         self.console.print(f"step {s.done_steps(self.total)}/{self.total}  loss {fmt.loss(s.loss_raw)}  "
-                           f"tok/s {fmt.rate(s.tok_s)}  mfu {fmt.percent(s.mfu)}")
+                           f"tok/s {fmt.rate(s.tok_s)}  mfu {fmt.percent(s.mfu)}" + _escape(ranks))
 
 
 class _Bar(_Lines):
@@ -63,8 +64,9 @@ class _Bar(_Lines):
                                  TextColumn("loss [cyan]{task.fields[loss]}[/]"),
                                  TextColumn("tok/s [green]{task.fields[tok_s]}[/]"),
                                  TextColumn("MFU [magenta]{task.fields[mfu]}[/]"), TimeElapsedColumn(),
+                                 TextColumn("[dim]{task.fields[ranks]}[/]"),
                                  console=console, refresh_per_second=8)
-        self.task = self.progress.add_task(label, total=total, loss="—", tok_s="—", mfu="—")
+        self.task = self.progress.add_task(label, total=total, loss="—", tok_s="—", mfu="—", ranks="")
 
     def __enter__(self):
         self.progress.start()
@@ -81,7 +83,8 @@ class _Bar(_Lines):
         if s.step is None:
             return
         self.progress.update(self.task, completed=s.done_steps(self.total), loss=fmt.loss(s.loss_raw),
-                             tok_s=fmt.rate(s.tok_s), mfu=fmt.percent(s.mfu))
+                             tok_s=fmt.rate(s.tok_s), mfu=fmt.percent(s.mfu),
+                             ranks=_escape(fmt.ranks_line(s.ranks)))
 
 
 def _describe(r: dict, s: RunSummary) -> str | None:

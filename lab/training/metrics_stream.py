@@ -85,6 +85,7 @@ class RunSummary:
     val_step: int | None = None
     sample: str | None = None
     allocator: dict = field(default_factory=dict)   # mem_alloc / mem_peak / mem_reserved
+    ranks: list = field(default_factory=list)       # a multi-process run's per-rank figures, latest step
     end: dict | None = None
     nonfinite_at: int | None = None       # first step whose loss was NaN/inf
     records: int = 0
@@ -143,6 +144,8 @@ class RunSummary:
             for key in ("mem_alloc", "mem_peak", "mem_reserved"):
                 if num(r.get(key)) is not None:
                     self.allocator[key] = num(r[key])
+            if isinstance(r.get("ranks"), list):
+                self.ranks = [x for x in r["ranks"] if isinstance(x, dict)]
         elif kind == "eval":
             self.val_loss, self.val_step = num(r.get("val_loss")), _int(r.get("step"), self.val_step)
         elif kind == "sample":

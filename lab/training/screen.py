@@ -3,8 +3,9 @@
     TrainScreen(mission, workspace)           pushed by the mission screen with `t`
     TrainApp(mission, workspace).run()        `llm-lab train MISSION`: the screen alone, run started
 
-Panels: the loss curve (train and validation, log-scale toggle), tokens/s and MFU as numbers and
-sparklines, memory gauges (GPU through NVML, else CPU RAM; next to PyTorch's allocator figures),
+Panels: the loss curve (train and validation, log-scale toggle), a multi-process run's ranks side
+by side (loss, tokens/s, memory, communication time per rank; hidden otherwise), tokens/s and MFU
+as numbers and sparklines, memory gauges (GPU through NVML, else CPU RAM; next to PyTorch's allocator figures),
 the latest sample, and the run's log (its own output and the run's events).
 Keys: s start, x stop (also Ctrl-C), l log scale, i mine/reference, q or escape back.
 
@@ -43,6 +44,7 @@ from .widgets.impl_toggle import ImplToggle
 from .widgets.loss_plot import LossPlot
 from .widgets.memory_gauges import MemoryGauges
 from .widgets.metric_card import MetricCard
+from .widgets.rank_table import RankTable
 from .widgets.run_status import RunStatus
 
 POLL_S = 0.33          # tail the metrics and the log this often (3 Hz)
@@ -95,6 +97,7 @@ class TrainScreen(Screen):
         with Horizontal(id="train-main"):
             with Vertical(id="train-left"):
                 yield LossPlot(id="train-plot")
+                yield RankTable(id="train-ranks")
                 yield Static("[dim]no sample yet[/]", id="train-sample")
             with Vertical(id="train-right"):
                 yield MetricCard("tokens/s", caption="wall time, smoothed", id="train-toks")
@@ -163,6 +166,7 @@ class TrainScreen(Screen):
         for card in self.query(MetricCard):
             card.clear()
         self.query_one(MemoryGauges).allocator = {}
+        self.query_one(RankTable).ranks = []
         self.query_one("#train-sample", Static).update("[dim]no sample yet[/]")
         status = self.query_one(RunStatus)
         status.step, status.loss, status.message = None, "", ""
@@ -298,6 +302,8 @@ class TrainScreen(Screen):
             mfu.update_sparkline()
             if s.allocator:
                 self.query_one(MemoryGauges).allocator = dict(s.allocator)
+            if s.ranks:
+                self.query_one(RankTable).ranks = list(s.ranks)
             status.step, status.loss = s.step, fmt.loss(s.loss_raw)
             if status.state in ("starting", "idle"):
                 status.state = "running"

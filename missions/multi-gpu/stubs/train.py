@@ -13,9 +13,10 @@ step carries them:
     loss            mean of the ranks' losses (the global batch's loss)
     tokens          tokens in the global batch (the writer turns them into tok_s, in total)
     world, backend  how many ranks, gloo or nccl
-    ranks           [{"rank", "loss", "tok_s", "mem_rss", "mem_alloc", "comm_ms", "step_ms"}, ...]
+    ranks           [{"rank", "loss", "tok_s", "mem_rss", "mem_alloc", "comm_ms", "step_ms", "mem_device"}, ...]
                     mem_rss: this process's resident memory (bytes); mem_alloc: CUDA allocator
-                    bytes (0 on CPU); comm_ms: waiting for the all-reduce; step_ms: the whole step
+                    bytes; mem_device: the GPU's used memory, as NVML counts it (both 0 on CPU);
+                    comm_ms: waiting for the all-reduce; step_ms: the whole step
 
 Not handled: several machines, resuming a run.
 """
@@ -114,13 +115,15 @@ def _train_rank(rank, world, backend, device, steps, batch_size, lr, out) -> Non
             torch.cuda.synchronize()
         dt = time.perf_counter() - t0
         alloc = torch.cuda.memory_allocated(device) if backend == "nccl" else 0
-        mine = torch.tensor([loss.item(), x.numel() / dt, _rss(), alloc, comm * 1e3, dt * 1e3],
+        used = (lambda free, total: total - free)(*torch.cuda.mem_get_info(device)) if backend == "nccl" else 0
+        mine = torch.tensor([loss.item(), x.numel() / dt, _rss(), alloc, comm * 1e3, dt * 1e3, used],
                             dtype=torch.float64, device=device)
         every = [torch.empty_like(mine) for _ in range(world)]
         dist.all_gather(every, mine)
         record = {"type": "step", "step": step, "lr": lr_now, "tokens": batch_size * T,
                   "ranks": [{"rank": r, "loss": v[0].item(), "tok_s": v[1].item(), "mem_rss": int(v[2]),
-                             "mem_alloc": int(v[3]), "comm_ms": v[4].item(), "step_ms": v[5].item()}
+                             "mem_alloc": int(v[3]), "comm_ms": v[4].item(), "step_ms": v[5].item(),
+                             "mem_device": int(v[6])}
                             for r, v in enumerate(every)]}
         if (step + 1) % 50 == 0 or step == steps - 1:
             with torch.no_grad():
