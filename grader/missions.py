@@ -41,10 +41,20 @@ class Checkpoint:
     bonus: bool = False
 
 
+TRAIN_OPTIONS = ("model", "mode")   # [train.options] names: `llm-lab train` has a flag for each
+
+
 @dataclass(frozen=True)
 class TrainJob:
     entry: str          # "<module>:<function>" inside the learner package / reference package
     steps: int
+    # (name, choices) pairs from [train.options]: keyword arguments of the entry the learner picks
+    # with `llm-lab train M --name value`; the first choice is the default (not passed)
+    options: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def choices(self, name: str) -> tuple[str, ...]:
+        """The values `name` may take, () when the job offers no such option."""
+        return dict(self.options).get(name, ())
 
 
 @dataclass(frozen=True)
@@ -163,7 +173,9 @@ def load_mission(root: Path) -> Mission:
         mission_kw["train"] = TrainJob(
             entry=t.get("entry", str, check=lambda s: re.match(r"^[a-z_][a-z0-9_]*:[A-Za-z_]\w*$", s),
                         hint="'module:function'"),
-            steps=t.get("steps", int, required=False, default=100, check=lambda n: n > 0))
+            steps=t.get("steps", int, required=False, default=100, check=lambda n: n > 0),
+            options=_train_options(_Fields(t.get("options", dict, required=False, default={}),
+                                           where + "train.options.")))
 
     raw_cps = f.get("checkpoints", list, hint="at least one [[checkpoints]] table")
     if not raw_cps:
@@ -185,6 +197,19 @@ def load_mission(root: Path) -> Mission:
     if not (root / "stubs").is_dir():
         raise MissionError(f"{_display(root / 'stubs')}: folder is missing")
     return Mission(**mission_kw)
+
+
+def _train_options(o: _Fields) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    out = []
+    for name in o.data:
+        if name not in TRAIN_OPTIONS:
+            raise o.err(name, f"is not an option `llm-lab train` has a flag for (one of {', '.join(TRAIN_OPTIONS)})")
+        values = o.str_list(name, required=True, check=lambda v: re.match(r"^[A-Za-z0-9_.-]+$", v),
+                            hint="plain names: letters, digits, _ . -")
+        if not values:
+            raise o.err(name, "must list at least one value (the first is the default)")
+        out.append((name, values))
+    return tuple(out)
 
 
 def _load_checkpoint(c: _Fields, root: Path, mid: str, default_timeout: float,

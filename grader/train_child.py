@@ -7,7 +7,8 @@
 impl "mine" imports the learner's package from the workspace through a meta-path finder that
 answers for that one package only (nothing else in the workspace can shadow a library), always from
 source; impl "reference" imports engine.<package>. The entry is called as
-`entry(steps=N, metrics=writer)` and the run ALWAYS ends with an `end` record:
+`entry(steps=N, metrics=writer, **options)` (each `--option name=value`: a choice the mission's
+[train.options] offers, e.g. model=smollm2) and the run ALWAYS ends with an `end` record:
 
     done      the entry returned
     stopped   SIGINT or SIGTERM (both raise KeyboardInterrupt here); exit code 130
@@ -57,8 +58,9 @@ def load_entry(entry: str, *, impl: str, package: str, reference: str, workspace
     return func
 
 
-def call_entry(func, steps: int, writer: MetricsWriter):
-    """entry(steps=..., metrics=...), leaving out what its signature does not take."""
+def call_entry(func, steps: int, writer: MetricsWriter, options: dict[str, str] | None = None):
+    """entry(steps=..., metrics=..., **options), leaving out steps and metrics when its signature
+    does not take them. An option it does not take is an error that says so (the learner chose it)."""
     try:
         params = inspect.signature(func).parameters
     except (TypeError, ValueError):
@@ -69,7 +71,24 @@ def call_entry(func, steps: int, writer: MetricsWriter):
         kwargs["steps"] = steps
     if "metrics" in params or var_kw:
         kwargs["metrics"] = writer
+    for name, value in (options or {}).items():
+        if params and name not in params and not var_kw:
+            raise TypeError(f"{getattr(func, '__qualname__', 'the entry')}() takes no `{name}` argument, so "
+                            f"--{name} {value} cannot reach it (the mission's train.py gives it one: "
+                            "`llm-lab init` restores a missing train.py)")
+        kwargs[name] = value
     return func(**kwargs)
+
+
+def parse_options(pairs: list[str]) -> dict[str, str]:
+    """["model=smollm2", ...] -> {"model": "smollm2", ...}"""
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--option takes name=value, got {pair!r}")
+        out[name] = value
+    return out
 
 
 def crash_message(exc: BaseException, package: str | None = None) -> str:
@@ -99,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             func = load_entry(args.entry, impl=args.impl, package=args.package,
                               reference=args.reference, workspace=args.workspace)
-            call_entry(func, args.steps, writer)
+            call_entry(func, args.steps, writer, parse_options(args.option))
         except KeyboardInterrupt:
             writer.end("stopped", "stopped by the user")
             print("llm-lab: run stopped", file=sys.stderr, flush=True)
@@ -126,6 +145,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reference", required=True, help="the reference package, e.g. engine.micrograd")
     p.add_argument("--entry", required=True, help="module:function inside the package")
     p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                   help="a keyword argument for the entry ([train.options] of the mission)")
     p.add_argument("--metrics", required=True, help="metrics.jsonl to write")
     p.add_argument("--run", default=None, help="run id (default: the metrics file's folder name)")
     p.add_argument("--workspace", default=None)

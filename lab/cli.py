@@ -4,7 +4,7 @@
     llm-lab init [PATH]          create a workspace (never overwrites your files)
     llm-lab missions             list missions and your progress
     llm-lab grade [MISSION] [--all] [--checkpoint ID] [--reference] [--json F] [--junit F]
-    llm-lab train MISSION [--impl mine|reference] [--headless] [--steps N]
+    llm-lab train MISSION [--impl mine|reference] [--headless] [--steps N] [--model M] [--mode M]
     llm-lab models [...]         the models missions use (engine.shared.models)
 
 Only `init` creates a workspace (and bare `llm-lab`, after asking): every other command needs an
@@ -328,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--impl", choices=["mine", "reference"], default="mine")
     s.add_argument("--headless", action="store_true", help="plain progress output, no TUI")
     s.add_argument("--steps", type=int)
+    s.add_argument("--model", help="which model, where the mission offers a choice (lora: minilm, smollm2)")
+    s.add_argument("--mode", help="which method, where the mission offers a choice (lora: lora, qlora, probe, full)")
     s.add_argument("--workspace", help="workspace folder", default=argparse.SUPPRESS)
     s.set_defaults(func=cmd_train)
     s = sub.add_parser("models", help="the models missions use: list them, fetch one (e.g. SmolLM2)",

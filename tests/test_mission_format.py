@@ -73,3 +73,27 @@ def test_real_missions_load_cleanly():
     missions, errors = load_all()
     assert not errors, errors
     assert missions[0].id == "micrograd"
+
+
+@pytest.mark.parametrize("options,field,says", [
+    ('colour = ["red"]', "train.options.colour", "not an option `llm-lab train` has a flag for"),
+    ('model = []', "train.options.model", "at least one value"),
+    ('model = "big"', "train.options.model", "must be list"),
+    ('model = ["big model"]', "train.options.model[0]", "invalid value"),
+])
+def test_train_options_are_checked(mission_dir, options, field, says):
+    p = mission_dir / "mission.toml"
+    text = p.read_text()
+    at = text.index("[train]")
+    end = text.index("\n\n", at)
+    p.write_text(text[:end] + f"\n\n[train.options]\n{options}\n" + text[end:])
+    with pytest.raises(MissionError) as e:
+        load_mission(mission_dir)
+    assert field in str(e.value) and says in str(e.value), str(e.value)
+
+
+def test_train_options_load_with_the_first_value_as_default():
+    lora = next(m for m in load_all()[0] if m.id == "lora")
+    assert lora.train.choices("model") == ("minilm", "smollm2")
+    assert lora.train.choices("mode")[0] == "lora" and "qlora" in lora.train.choices("mode")
+    assert lora.train.choices("colour") == ()

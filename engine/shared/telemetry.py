@@ -98,8 +98,9 @@ class MetricsWriter:
         elif self.peak_flops:
             info["peak_flops"] = self.peak_flops
         self.flops_per_token = perf.flops_per_token_from(info)
-        if self.flops_per_token is not None:
-            info.setdefault("flops_per_token", self.flops_per_token)
+        if self.flops_per_token is not None and "flops_per_token" not in info:
+            info["flops_per_token"] = self.flops_per_token
+            info.setdefault("flops_counted", "6N + 12·L·H·Q·T")     # how: shown beside the figure
         self._write({"type": "start", "run": self.run, "mission": self.mission, "impl": self.impl,
                      "time": time.time(), **info})
 

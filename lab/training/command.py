@@ -1,4 +1,7 @@
-"""`llm-lab train MISSION [--impl mine|reference] [--headless] [--steps N] [--workspace W]`.
+"""`llm-lab train MISSION [--impl mine|reference] [--headless] [--steps N] [--model M] [--mode M] [--workspace W]`.
+
+--model and --mode pick among the choices a mission's [train.options] offers (lora: --model
+smollm2, --mode qlora); a mission that offers none refuses them.
 
 Checks the arguments, finds the workspace, then runs the Train screen (screen.py, in a small app of
 its own, the run started at once) or, with --headless, the plain progress output (headless.py).
@@ -34,10 +37,18 @@ def run_train(args) -> int:
     if steps is not None and steps <= 0:
         console.print("[red]--steps must be a positive number[/]")
         return 2
+    from grader.missions import TRAIN_OPTIONS
+
+    from .job import TrainError, check_options
+    try:
+        options = check_options(mission, {k: getattr(args, k) for k in TRAIN_OPTIONS if getattr(args, k, None)})
+    except TrainError as e:
+        console.print(f"[red]{e}[/]")
+        return 2
     if getattr(args, "headless", False):
-        return run_headless(mission, ws, impl=impl, steps=steps, console=console)
+        return run_headless(mission, ws, impl=impl, steps=steps, console=console, options=options)
     from .screen import TrainApp
-    app = TrainApp(mission, ws, impl=impl, steps=steps)
+    app = TrainApp(mission, ws, impl=impl, steps=steps, options=options)
     result = app.run()
     screen = app.train_screen
     end = screen.last_end

@@ -94,3 +94,15 @@ def ranks_line(ranks: list[dict]) -> str:
         share = f" comm {100 * c / step:.0f}%" if c is not None and step else ""
         bits.append(f"rank {r.get('rank', i)} {rate(r.get('tok_s'))} tok/s{share}")
     return " · ".join(bits)
+
+
+START_KEYS = ("model", "mode", "device", "world", "backend", "n_params", "n_layer", "n_head", "d_model", "block_size")
+
+
+def start_bits(r: dict) -> list[str]:
+    """A start record's description: 'model X, device cpu, n_params 1000, trainable 2.44M (1.78%), …'."""
+    bits = [f"{k} {r[k]}" for k in START_KEYS if k in r]
+    if num(r.get("trainable_params")) is not None:
+        pct = num(r.get("trainable_pct"))
+        bits.append(f"trainable {rate(r['trainable_params'])}" + (f" ({pct:.3g}%)" if pct is not None else ""))
+    return bits

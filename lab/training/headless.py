@@ -90,7 +90,7 @@ class _Bar(_Lines):
 def _describe(r: dict, s: RunSummary) -> str | None:
     kind = r.get("type")
     if kind == "start":
-        bits = [f"{k} {r[k]}" for k in ("device", "n_params", "n_layer", "n_head", "d_model", "block_size") if k in r]
+        bits = fmt.start_bits(r)
         peak = fmt.num(r.get("peak_flops"))
         if peak:
             bits.append(f"peak {fmt.flops(peak)}")
@@ -113,14 +113,15 @@ def _escape(text: str) -> str:
 
 
 def run_headless(mission, ws, *, impl: str = "mine", steps: int | None = None,
-                 console: Console | None = None) -> int:
+                 console: Console | None = None, options: dict[str, str] | None = None) -> int:
     console = console or console_for_output()
     try:
-        job = TrainProcess(mission, ws, impl=impl, steps=steps).start()
+        job = TrainProcess(mission, ws, impl=impl, steps=steps, options=options).start()
     except TrainError as e:
         console.print(f"[red]{e}[/]")
         return 2
-    console.print(f"[bold]{mission.id}[/] ({impl}) — training {job.steps} steps; run {job.run_id}")
+    chosen = "".join(f", {k} {v}" for k, v in job.options.items())
+    console.print(f"[bold]{mission.id}[/] ({impl}{chosen}) — training {job.steps} steps; run {job.run_id}")
     tail, out = MetricsTailer(job.metrics_path), LineTailer(job.log_path)
     summary = RunSummary()
     view = (_Bar if console.is_terminal else _Lines)(console, job.steps, f"{mission.id} ({impl})")

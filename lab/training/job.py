@@ -103,11 +103,24 @@ def death_message(code: int | None, log_tail: str = "") -> str:
     return f"the training process exited (code {code}) without ending its run" + (f": {last}" if last else "")
 
 
+def check_options(mission: Mission, options: dict[str, str]) -> dict[str, str]:
+    """The options as given, once each is one the mission's [train.options] offers (TrainError otherwise)."""
+    for name, value in options.items():
+        choices = mission.train.choices(name)
+        if not choices:
+            offered = ", ".join(f"--{n}" for n, _ in mission.train.options)
+            raise TrainError(f"{mission.id}'s training has no --{name} choice"
+                             + (f" (it offers {offered})" if offered else " (it offers none)"))
+        if value not in choices:
+            raise TrainError(f"--{name} must be one of {', '.join(choices)} for {mission.id}, not {value!r}")
+    return dict(options)
+
+
 class TrainProcess:
     """One training run of one mission, in a child process."""
 
     def __init__(self, mission: Mission, workspace: Workspace, *, impl: str = "mine",
-                 steps: int | None = None, run_id: str | None = None):
+                 steps: int | None = None, run_id: str | None = None, options: dict[str, str] | None = None):
         if mission.train is None:
             raise TrainError(f"mission {mission.id!r} has no training job "
                              f"(no [train] table in missions/{mission.id}/mission.toml)")
@@ -117,6 +130,7 @@ class TrainProcess:
         self.steps = int(steps or mission.train.steps)
         if self.steps <= 0:
             raise TrainError(f"steps must be positive, got {self.steps}")
+        self.options = check_options(mission, options or {})
         self.run_id = run_id or new_run_id(mission, impl)
         self.run_dir = workspace.runs / self.run_id
         self.metrics_path = self.run_dir / "metrics.jsonl"
@@ -136,6 +150,8 @@ class TrainProcess:
         cmd += ["--impl", self.impl, "--package", self.mission.package, "--reference", self.mission.reference,
                "--entry", t.entry, "--steps", str(self.steps), "--metrics", str(self.metrics_path),
                "--run", self.run_id, "--cache-dir", str(self.workspace.meta / "cache")]
+        for name, value in self.options.items():
+            cmd += ["--option", f"{name}={value}"]
         if self.impl == "mine":
             cmd += ["--workspace", str(self.workspace.root)]
         return cmd

@@ -67,14 +67,16 @@ class TrainScreen(Screen):
     def __init__(self, mission: Mission, workspace: Workspace, *, impl: str = "mine",
                  steps: int | None = None, autostart: bool = False, exit_on_back: bool = False,
                  sample_interval: float | None = None, show_last_run: bool = True, sampler=None,
+                 options: dict[str, str] | None = None,
                  name: str | None = None, id: str | None = None, classes: str | None = None):
         """Only (mission, workspace) are needed. impl/steps: the first run's settings; autostart:
         start it on mount (llm-lab train); exit_on_back: escape quits the app (the screen is the
         app's only one); sample_interval: device sampling period (None: device_sampling's default);
-        sampler: what samples the device (None: a DeviceSampler; tests pass a fixed one)."""
+        sampler: what samples the device (None: a DeviceSampler; tests pass a fixed one); options:
+        the [train.options] choices every run of this screen takes (`llm-lab train lora --model smollm2`)."""
         super().__init__(name=name, id=id, classes=classes)
         self.mission, self.workspace = mission, workspace
-        self.impl, self.steps = impl, steps
+        self.impl, self.steps, self.options = impl, steps, dict(options or {})
         self.autostart, self.exit_on_back, self.show_last_run = autostart, exit_on_back, show_last_run
         self.sample_interval, self.sampler = sample_interval, sampler
         self.clock = time.monotonic               # elapsed time is read from this (tests fix it)
@@ -182,7 +184,8 @@ class TrainScreen(Screen):
             self.notify(f"{self.mission.id} has no training job.", severity="error")
             return
         try:
-            job = TrainProcess(self.mission, self.workspace, impl=self.impl, steps=self.steps).start()
+            job = TrainProcess(self.mission, self.workspace, impl=self.impl, steps=self.steps,
+                               options=self.options).start()
         except (TrainError, OSError) as e:
             self._log(f"[red]{escape(str(e))}[/]")
             self.notify(str(e), severity="error")
@@ -194,7 +197,8 @@ class TrainScreen(Screen):
         self.query_one(ImplToggle).disabled = True
         if self._monitor is not None:
             self._monitor.set_pid(job.pid)
-        self._log(f"started run {job.run_id} ({self.impl}, {job.steps} steps)")
+        chosen = "".join(f", {k} {v}" for k, v in job.options.items())
+        self._log(f"started run {job.run_id} ({self.impl}, {job.steps} steps{escape(chosen)})")
 
     def action_stop(self) -> None:
         if not self.running:
@@ -320,13 +324,13 @@ class TrainScreen(Screen):
             plot.clear()
             if status.state in ("starting", "idle"):
                 status.state = "running"
-            keys = ("device", "n_params", "n_layer", "n_head", "d_model", "block_size")
-            bits = [f"{k} {r[k]}" for k in keys if k in r]
+            bits = fmt.start_bits(r)
             peak = fmt.num(r.get("peak_flops"))
             if peak:
                 bits.append(f"peak {fmt.flops(peak)}")
             if fmt.num(r.get("flops_per_token")):
-                bits.append(f"{fmt.rate(r.get('flops_per_token'))} FLOP/token (6N + 12·L·H·Q·T)")
+                how = f" ({r['flops_counted']})" if isinstance(r.get("flops_counted"), str) else ""
+                bits.append(f"{fmt.rate(r.get('flops_per_token'))} FLOP/token{how}")
             self._log(f"start: {escape(', '.join(bits))}")
             self.query_one("#train-mfu", MetricCard).caption = (
                 f"of peak {fmt.flops(peak)}" if peak else "no peak FLOP/s known")

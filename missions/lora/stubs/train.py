@@ -9,7 +9,11 @@ EVAL_EVERY steps and at the end, the accuracy on the first 300 validation senten
 record: val_loss is the validation cross-entropy, val_acc the accuracy). The adapter (and head) is
 saved next to the metrics file as adapter.pt, a few hundred KB.
 
-Not handled: resuming a stopped run, SmolLM2 (`--model smollm2` is for a later version).
+With `--model smollm2` (`llm-lab train lora --model smollm2 [--mode qlora]`) the same LoRA and
+QLoRA code tunes SmolLM2-135M-Instruct on question/answer pairs instead (chat.py), and the screen
+shows its answers before and after.
+
+Not handled: resuming a stopped run.
 """
 from __future__ import annotations
 
@@ -59,8 +63,15 @@ def flops_per_token(model, mode: str, seq_len: int, trainable: int) -> float:
     return float(forward + 2 * forward + weights)
 
 
-def main(steps: int | None = None, metrics=None, *, mode: str = "lora", out_dir: str | None = None) -> dict:
-    """Fine-tune and stream metrics; returns {"val_acc": ..., "val_loss": ..., "adapter_bytes": ...}."""
+def main(steps: int | None = None, metrics=None, *, mode: str = "lora", model: str = "minilm",
+         out_dir: str | None = None) -> dict:
+    """Fine-tune and stream metrics; returns {"val_acc": ..., "val_loss": ..., "adapter_bytes": ...}
+    (model "smollm2": chat.main's {"before": ..., "after": ...} held-out answer losses)."""
+    if model == "smollm2":
+        from .chat import main as tune_chat
+        return tune_chat(steps or 150, metrics, mode=mode)
+    if model != "minilm":
+        raise ValueError(f"model must be minilm or smollm2, got {model!r}")
     from engine.shared.corpora import movie_reviews
     from engine.shared.telemetry import MetricsWriter
     from .adapter import save_adapter
@@ -80,6 +91,7 @@ def main(steps: int | None = None, metrics=None, *, mode: str = "lora", out_dir:
                   n_layer=cfg_enc.num_hidden_layers, n_head=cfg_enc.num_attention_heads,
                   d_model=cfg_enc.hidden_size, block_size=cfg.max_length, device="cpu",
                   flops_per_token=flops_per_token(model, mode, cfg.max_length, trainable),
+                  flops_counted="3 × forward + 2 per trained weight" if mode != "probe" else "forward only",
                   model="all-MiniLM-L6-v2", mode=mode, r=cfg.r, alpha=cfg.alpha, steps=cfg.steps)
     result = {"val_acc": float("nan"), "val_loss": float("nan"), "adapter_bytes": 0}
     t_start = time.perf_counter()
@@ -110,6 +122,7 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(description="Fine-tune MiniLM on movie-review sentiment with LoRA.")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--mode", default="lora", choices=["lora", "qlora", "probe", "full"])
+    p.add_argument("--model", default="minilm", choices=["minilm", "smollm2"])
     p.add_argument("--out-dir", default=None)
     a = p.parse_args()
-    print(main(a.steps, mode=a.mode, out_dir=a.out_dir))
+    print(main(a.steps, mode=a.mode, model=a.model, out_dir=a.out_dir))
