@@ -32,6 +32,7 @@ def test_metrics_round_trip(tmp_path):
     assert start["custom"] == "kept"
     # flops_per_token = 6N + 12·L·H·Q·T with Q = d_model / n_head
     assert start["flops_per_token"] == 6 * 1000 + 12 * 2 * 2 * 4 * 16
+    assert start["flops_counted"] == "6N + 12·L·H·Q·T"   # derived here: the screen says how
     assert step0["loss"] == 2.5 and step0["tok_s"] == 640.0
     assert step0["mfu"] == pytest.approx(640.0 * start["flops_per_token"] / 1e12)
     assert step1["loss"] == "nan"                       # JSON has no NaN: written as a string
@@ -395,3 +396,15 @@ def test_monitor_thread_delivers_samples():
     mon.stop()
     assert len(got) >= 3 and got[0].mode == "gpu"
     assert not mon._thread.is_alive()
+
+
+def test_a_given_flop_count_is_not_labelled_as_derived(tmp_path):
+    path = tmp_path / "r" / "metrics.jsonl"
+    with MetricsWriter(path, step_interval_s=0) as w:
+        w.start(n_params=1000, flops_per_token=2500.0, flops_counted="3 × forward + 2 per trained weight")
+    start = next(read_records(path))
+    assert start["flops_per_token"] == 2500.0 and start["flops_counted"] == "3 × forward + 2 per trained weight"
+    other = tmp_path / "s" / "metrics.jsonl"
+    with MetricsWriter(other, step_interval_s=0) as w:
+        w.start(n_params=1000, flops_per_token=2500.0)
+    assert "flops_counted" not in next(read_records(other))

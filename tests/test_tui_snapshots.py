@@ -100,7 +100,7 @@ def running_train_app(tmp_path, monkeypatch) -> App:
     run_dir = ws.runs / RunningJob.run_id
     run_dir.mkdir(parents=True)
     lines = [{"type": "start", "steps": 200, "device": "cpu", "n_params": 337, "n_layer": 2, "d_model": 16,
-              "peak_flops": 4.0e11, "flops_per_token": 2022}]
+              "peak_flops": 4.0e11, "flops_per_token": 2022, "flops_counted": "6N + 12·L·H·Q·T"}]
     for k in range(120):
         lines.append({"type": "step", "step": k, "loss": 1.6 * 0.97 ** k + 0.05 * ((k * 7) % 5) / 5,
                       "tok_s": 120.0 + (k % 9), "mfu": 6.0e-7 + 1e-8 * (k % 9)})
