@@ -594,3 +594,14 @@ def test_lora_smollm2_qlora_runs_and_answers_before_and_after(tmp_path):
     assert recs[0]["model"] == "SmolLM2-135M-Instruct" and recs[0]["flops_counted"].startswith("3 × forward")
     assert [r["step"] for r in recs if r["type"] == "eval"] == [0, 2]
     assert sum(r["type"] == "sample" for r in recs) == 2
+
+
+async def test_train_screen_names_the_options_it_runs_with(tmp_path):
+    mission, ws = fake_mission(tmp_path, FAST)
+    mission = _with_options(mission, model=["small", "big"], mode=["lora", "qlora"])
+    app = _host(mission, ws, show_last_run=False, sample_interval=5, options={"model": "big"})
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.pause(0.5)
+        log = "\n".join(strip.text for strip in app.screen.query_one("#train-log").lines)
+        assert "--model big (choices: small, big; from the shell: llm-lab train fake --model big)" in log, log
+        assert "--mode lora (choices: lora, qlora" in log, log

@@ -126,6 +126,10 @@ class TrainScreen(Screen):
         steps = self.steps or self.mission.train.steps
         self._log(f"[bold]{escape(self.mission.id)}[/]: {steps} steps of {self.mission.train.entry}. "
                   "[b]s[/] start, [b]x[/] stop, [b]l[/] log scale, [b]i[/] mine/reference.")
+        for name, choices in self.mission.train.options:
+            chosen = self.options.get(name, choices[0])
+            self._log(f"[dim]--{name} {escape(chosen)} (choices: {escape(', '.join(choices))}; from the shell: "
+                      f"llm-lab train {escape(self.mission.id)} --{name} {escape(choices[-1])})[/]")
         if self.autostart:
             self.action_start()
         elif self.show_last_run and self.run_dir is None:
