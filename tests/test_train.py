@@ -594,6 +594,7 @@ def test_lora_smollm2_qlora_runs_and_answers_before_and_after(tmp_path):
     assert recs[0]["model"] == "SmolLM2-135M-Instruct" and recs[0]["flops_counted"].startswith("3 × forward")
     assert [r["step"] for r in recs if r["type"] == "eval"] == [0, 2]
     assert sum(r["type"] == "sample" for r in recs) == 2
+    assert "adapter saved" in text and 9_000_000 < (run / "adapter.pt").stat().st_size < 11_000_000  # 2.44M fp32
 
 
 async def test_train_screen_names_the_options_it_runs_with(tmp_path):

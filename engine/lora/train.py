@@ -69,7 +69,7 @@ def main(steps: int | None = None, metrics=None, *, mode: str = "lora", model: s
     (model "smollm2": chat.main's {"before": ..., "after": ...} held-out answer losses)."""
     if model == "smollm2":
         from .chat import main as tune_chat
-        return tune_chat(steps or 150, metrics, mode=mode)
+        return tune_chat(steps or 150, metrics, mode=mode, out_dir=out_dir)
     if model != "minilm":
         raise ValueError(f"model must be minilm or smollm2, got {model!r}")
     from engine.shared.corpora import movie_reviews

@@ -13,7 +13,8 @@ Data: the chatterbot question/answer pairs (assets/qa_pairs), written with the m
 template. Every tenth distinct question (and all its answers) is held out. The loss counts only the
 answer's tokens (the prompt is context, not something to learn). Before training and at the end the
 job writes the model's greedy answers to a few held-out questions as `sample` records, so the
-Train screen shows the style moving from SmolLM's to the corpus's short, dry replies.
+Train screen shows the style moving from SmolLM's to the corpus's short, dry replies. The adapter
+is saved beside the metrics as adapter.pt: 9.4 MiB of LoRA weights for a 540 MB base.
 
 Cost: every step runs the whole 135M-parameter model forward and backward (the gradient must reach
 the lowest adapter), ~0.2 TFLOP for 4 pairs: about 2 s on one core of a laptop CPU, so the default
@@ -25,6 +26,7 @@ from __future__ import annotations
 import math
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -137,13 +139,15 @@ def answers(model, tok, questions=SHOW, max_new_tokens: int = 32) -> list[str]:
 
 
 def main(steps: int = 150, metrics=None, *, mode: str = "lora", r: int = 8, alpha: float = 16.0,
-         lr: float = 1e-3, batch_size: int = 4, seed: int = 0) -> dict:
-    """Tune SmolLM2 with your LoRA (mode "lora") or QLoRA ("qlora"); returns the held-out losses."""
+         lr: float = 1e-3, batch_size: int = 4, seed: int = 0, out_dir: str | None = None) -> dict:
+    """Tune SmolLM2 with your LoRA (mode "lora") or QLoRA ("qlora"); returns the held-out losses and
+    the size of the adapter file saved in out_dir (default: beside the metrics file, if any)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils.logging import disable_progress_bar
 
     from engine.shared.corpora import qa_pairs
     from engine.shared.models import smollm2_path
+    from .adapter import save_adapter
     from .inject import count_parameters, inject_lora
     from .qlora import quantize_linears
 
@@ -211,4 +215,10 @@ def main(steps: int = 150, metrics=None, *, mode: str = "lora", r: int = 8, alph
     if metrics is not None:
         metrics.eval(steps, result["after"])
         metrics.sample(steps, f"after {steps} steps\n{report}")
+    if out_dir is None and getattr(metrics, "path", None) is not None:
+        out_dir = str(metrics.path.parent)
+    if out_dir:
+        result["adapter_bytes"] = save_adapter(model, Path(out_dir) / "adapter.pt")
+        print(f"adapter saved: {Path(out_dir) / 'adapter.pt'} ({result['adapter_bytes'] / 2**20:.1f} MiB; "
+              f"the 540 MB base is not in it)", flush=True)
     return result
