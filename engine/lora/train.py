@@ -10,7 +10,8 @@ record: val_loss is the validation cross-entropy, val_acc the accuracy). The ada
 saved next to the metrics file as adapter.pt, a few hundred KB.
 
 With `--model smollm2` (`llm-lab train lora --model smollm2 [--mode qlora]`) the same LoRA and
-QLoRA code tunes SmolLM2-135M-Instruct on question/answer pairs instead (chat.py), and the screen
+QLoRA code tunes SmolLM2-135M-Instruct on question/answer pairs instead (engine/shared/lora_chat.py,
+with your inject_lora, quantize_linears, count_parameters and save_adapter), and the screen
 shows its answers before and after.
 
 Not handled: resuming a stopped run.
@@ -68,8 +69,12 @@ def main(steps: int | None = None, metrics=None, *, mode: str = "lora", model: s
     """Fine-tune and stream metrics; returns {"val_acc": ..., "val_loss": ..., "adapter_bytes": ...}
     (model "smollm2": chat.main's {"before": ..., "after": ...} held-out answer losses)."""
     if model == "smollm2":
-        from .chat import main as tune_chat
-        return tune_chat(steps or 150, metrics, mode=mode, out_dir=out_dir)
+        from engine.shared.lora_chat import tune
+        from .adapter import save_adapter
+        from .inject import count_parameters, inject_lora
+        from .qlora import quantize_linears
+        return tune(steps or 150, metrics, mode=mode, out_dir=out_dir, inject_lora=inject_lora,
+                    count_parameters=count_parameters, quantize_linears=quantize_linears, save_adapter=save_adapter)
     if model != "minilm":
         raise ValueError(f"model must be minilm or smollm2, got {model!r}")
     from engine.shared.corpora import movie_reviews

@@ -1,7 +1,14 @@
 """Your LoRA (or QLoRA) in a real instruct LLM: SmolLM2-135M-Instruct tuned on question/answer pairs.
 
     llm-lab train lora --model smollm2 [--mode qlora]      (after `llm-lab models fetch smollm2`)
-    main(steps=150, metrics=writer, mode="lora")          # what that runs
+
+runs, from the lora mission's train.py, with the learner's own functions (or the reference's):
+
+    tune(steps=150, metrics=writer, mode="lora", inject_lora=..., count_parameters=...,
+         quantize_linears=..., save_adapter=...)
+
+It lives here, in the part of engine/ learner code may import, because none of it is an exercise:
+it is the harness around the four functions the mission has you write.
 
 SmolLM2 is a Llama decoder (30 layers, width 576, grouped-query attention 9/3): its projections are
 plain nn.Linear, so your LoRALinear wraps them as it is, through your inject_lora. Targets: every
@@ -138,18 +145,17 @@ def answers(model, tok, questions=SHOW, max_new_tokens: int = 32) -> list[str]:
     return out
 
 
-def main(steps: int = 150, metrics=None, *, mode: str = "lora", r: int = 8, alpha: float = 16.0,
-         lr: float = 1e-3, batch_size: int = 4, seed: int = 0, out_dir: str | None = None) -> dict:
-    """Tune SmolLM2 with your LoRA (mode "lora") or QLoRA ("qlora"); returns the held-out losses and
-    the size of the adapter file saved in out_dir (default: beside the metrics file, if any)."""
+def tune(steps: int = 150, metrics=None, *, inject_lora, count_parameters, quantize_linears, save_adapter,
+         mode: str = "lora", r: int = 8, alpha: float = 16.0, lr: float = 1e-3, batch_size: int = 4,
+         seed: int = 0, out_dir: str | None = None) -> dict:
+    """Tune SmolLM2 with your LoRA (mode "lora") or QLoRA ("qlora"), using the four functions given;
+    returns the held-out losses and the size of the adapter file saved in out_dir (default: beside
+    the metrics file, if any)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils.logging import disable_progress_bar
 
-    from engine.shared.corpora import qa_pairs
-    from engine.shared.models import smollm2_path
-    from .adapter import save_adapter
-    from .inject import count_parameters, inject_lora
-    from .qlora import quantize_linears
+    from .corpora import qa_pairs
+    from .models import smollm2_path
 
     if mode not in ("lora", "qlora"):
         raise ValueError(f"--model smollm2 trains with --mode lora or qlora, not {mode!r}")
