@@ -244,11 +244,17 @@ def test_headless_reference_run(tmp_path):
     assert [r for r in read_records(run / "metrics.jsonl")][-1]["status"] == "done"
 
 
-def _start_headless(tmp_path):
-    """A run that cannot end by itself before the test stops it: mnist-mlp for 10,000 steps (micrograd
-    stops early once every point is right, ~20 steps: on a busy machine that came first)."""
-    proc = subprocess.Popen(_cli(tmp_path, "--steps", "10000", mission="mnist-mlp"), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, cwd=tmp_path, env=_env(), stdin=subprocess.DEVNULL)
+def _ignore_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _start_headless(tmp_path, sigint_ignored=False):
+    """A run that cannot end by itself before the test stops it: mnist-mlp for 100,000 steps (micrograd
+    stops early once every point is right, ~20 steps: on a busy machine that came first).
+    sigint_ignored: start it with SIGINT ignored, as a shell's background job is (Ctrl-C must work anyway)."""
+    proc = subprocess.Popen(_cli(tmp_path, "--steps", "100000", mission="mnist-mlp"), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=tmp_path, env=_env(), stdin=subprocess.DEVNULL,
+                            preexec_fn=_ignore_sigint if sigint_ignored else None)
     runs = tmp_path / "ws" / ".llm-lab" / "runs"
 
     def first_step():
@@ -259,7 +265,7 @@ def _start_headless(tmp_path):
 
 
 def test_headless_ctrl_c_ends_stopped(tmp_path):
-    proc, metrics = _start_headless(tmp_path)
+    proc, metrics = _start_headless(tmp_path, sigint_ignored=True)
     proc.send_signal(signal.SIGINT)                    # what Ctrl-C in the terminal does
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 130, out

@@ -125,8 +125,11 @@ def run_headless(mission, ws, *, impl: str = "mine", steps: int | None = None,
     tail, out = MetricsTailer(job.metrics_path), LineTailer(job.log_path)
     summary = RunSummary()
     view = (_Bar if console.is_terminal else _Lines)(console, job.steps, f"{mission.id} ({impl})")
-    previous = signal.getsignal(signal.SIGTERM)
+    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C must stop the run even where SIGINT came in ignored (a parent shell's background job:
+    # Python then keeps SIG_IGN and Ctrl-C would do nothing)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def drain() -> None:
         for line in out.poll_lines():
@@ -167,7 +170,8 @@ def run_headless(mission, ws, *, impl: str = "mine", steps: int | None = None,
         failure = f"llm-lab train --headless failed ({type(e).__name__}: {e})"
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
         if job.running and summary.end is not None:
             job.wait(5)                 # it wrote its end record and is exiting
         if job.running:
