@@ -408,3 +408,14 @@ def test_a_given_flop_count_is_not_labelled_as_derived(tmp_path):
     with MetricsWriter(other, step_interval_s=0) as w:
         w.start(n_params=1000, flops_per_token=2500.0)
     assert "flops_counted" not in next(read_records(other))
+
+
+def test_matmul_weights_counts_each_linear_once_and_no_embedding():
+    import torch.nn as nn
+
+    from engine.lora.lora_linear import LoRALinear
+    from engine.shared.perf import matmul_weights
+    model = nn.Sequential(nn.Embedding(100, 8), nn.Linear(8, 16), nn.Linear(16, 4))
+    assert matmul_weights(model) == 8 * 16 + 16 * 4
+    model[1] = LoRALinear(model[1], r=2, alpha=4)        # the wrapper is skipped, its base counted
+    assert matmul_weights(model) == 8 * 16 + 16 * 4

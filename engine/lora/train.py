@@ -53,8 +53,8 @@ def flops_per_token(model, mode: str, seq_len: int, trainable: int) -> float:
     full fine-tuning). A probe never backpropagates into the encoder. Embeddings are lookups, not
     matmuls: they count nothing (6·N with N = all parameters would overstate a LoRA step by ~3x).
     """
-    n_mm = sum(m.in_features * m.out_features for m in model.encoder.modules()
-               if hasattr(m, "in_features") and hasattr(m, "out_features") and not hasattr(m, "A"))
+    from engine.shared.perf import matmul_weights
+    n_mm = matmul_weights(model.encoder)
     c = model.encoder.config
     attn = 4 * c.num_hidden_layers * c.hidden_size * seq_len
     forward = 2 * n_mm + attn
@@ -67,7 +67,7 @@ def flops_per_token(model, mode: str, seq_len: int, trainable: int) -> float:
 def main(steps: int | None = None, metrics=None, *, mode: str = "lora", model: str = "minilm",
          out_dir: str | None = None) -> dict:
     """Fine-tune and stream metrics; returns {"val_acc": ..., "val_loss": ..., "adapter_bytes": ...}
-    (model "smollm2": chat.main's {"before": ..., "after": ...} held-out answer losses)."""
+    (model "smollm2": lora_chat.tune's {"before": ..., "after": ..., "adapter_bytes": ...})."""
     if model == "smollm2":
         from engine.shared.lora_chat import tune
         from .adapter import save_adapter

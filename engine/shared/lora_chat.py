@@ -154,6 +154,7 @@ def tune(steps: int = 150, metrics=None, *, inject_lora, count_parameters, quant
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils.logging import disable_progress_bar
 
+    from . import perf
     from .corpora import qa_pairs
     from .models import smollm2_path
 
@@ -177,9 +178,7 @@ def tune(steps: int = 150, metrics=None, *, inject_lora, count_parameters, quant
     # FLOPs per token: 2 per weight of every matmul forward (lm_head included: it is tied to the
     # embedding, which is a lookup), twice that backward to the inputs, 2 per trained weight, and
     # attention's q·kᵀ and weights·v (4·L·C·T each way, T ~ half a row on average)
-    n_mm = sum(m.in_features * m.out_features for m in model.modules()
-               if hasattr(m, "in_features") and hasattr(m, "out_features") and not hasattr(m, "A"))
-    forward = 2 * n_mm + 4 * c.num_hidden_layers * c.hidden_size * MAX_LENGTH // 2
+    forward = 2 * perf.matmul_weights(model) + 4 * c.num_hidden_layers * c.hidden_size * MAX_LENGTH // 2
     if metrics is not None:
         metrics.start(n_params=total, trainable_params=trainable, trainable_pct=round(100 * trainable / total, 3),
                       n_layer=c.num_hidden_layers, n_head=c.num_attention_heads, d_model=c.hidden_size,

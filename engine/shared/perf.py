@@ -65,6 +65,14 @@ def flops_per_token(n_params: int, n_layer: int = 0, n_head: int = 0, head_dim: 
     return 6 * n_params + 12 * n_layer * n_head * head_dim * block_size
 
 
+def matmul_weights(module) -> int:
+    """Weights of every linear layer in `module` (whatever has in_features and out_features: nn.Linear,
+    HF's Conv1D, an NF4 layer), counted once: a LoRA wrapper (it has an `A`) is skipped, its base is
+    counted. Embeddings are lookups, not matmuls, and count nothing."""
+    return sum(m.in_features * m.out_features for m in module.modules()
+               if hasattr(m, "in_features") and hasattr(m, "out_features") and not hasattr(m, "A"))
+
+
 def mfu(tokens_per_s: float, flops_per_token: float, peak_flops: float) -> float:
     """Model FLOPs utilisation, a fraction (0.4 means 40% of the device's peak)."""
     if not peak_flops or peak_flops <= 0 or not tokens_per_s or not flops_per_token:

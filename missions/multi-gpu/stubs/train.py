@@ -115,8 +115,8 @@ def _train_rank(rank, world, backend, device, steps, batch_size, lr, out) -> Non
             torch.cuda.synchronize()
         dt = time.perf_counter() - t0
         alloc = torch.cuda.memory_allocated(device) if backend == "nccl" else 0
-        used = (lambda free, total: total - free)(*torch.cuda.mem_get_info(device)) if backend == "nccl" else 0
-        mine = torch.tensor([loss.item(), x.numel() / dt, _rss(), alloc, comm * 1e3, dt * 1e3, used],
+        free, total = torch.cuda.mem_get_info(device) if backend == "nccl" else (0, 0)
+        mine = torch.tensor([loss.item(), x.numel() / dt, _rss(), alloc, comm * 1e3, dt * 1e3, total - free],
                             dtype=torch.float64, device=device)
         every = [torch.empty_like(mine) for _ in range(world)]
         dist.all_gather(every, mine)
